@@ -1,0 +1,46 @@
+"""The ``spadelab`` command: one entry point, one subcommand per job.
+
+Hydra subcommands take Hydra overrides (``spadelab train model=pix2pixhd_pp norm=batch``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "train": ("spadelab.train", "train a model (Hydra overrides)"),
+    "synthesize": ("spadelab.synthesize", "label maps in, images out"),
+    "evaluate": ("spadelab.evaluate", "mIoU / accuracy / FID / fd_judge of a run"),
+    "params": ("spadelab.params", "parameter counts next to the paper's"),
+    "import-official": ("spadelab.import_official", "convert an official SPADE checkpoint"),
+    "data": ("spadelab.data.cli", "data preview | check | export-synthetic"),
+    "report": ("spadelab.report", "gather a sweep into a results table"),
+    "bench": ("spadelab.bench", "time and memory of a training iteration"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: spadelab COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<16}{help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"spadelab: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[command][0])
+    # Hydra apps read sys.argv; non-Hydra commands take their arguments explicitly.
+    sys.argv = [f"spadelab {command}", *rest]
+    result = module.main() if getattr(module, "HYDRA_APP", True) else module.cli(rest)
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

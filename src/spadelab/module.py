@@ -1,0 +1,310 @@
+"""The GAN training step: one LightningModule for every generator, norm and modulation.
+
+Order of phases per iteration (one generator forward):
+1. ``fake = G(label_map, z)``;
+2. generator step: D sees ``[fake, real]`` in one forward, so feature matching compares fake
+   and real features of the *same* discriminator, exactly as the official code's G step;
+3. discriminator step on ``fake.detach()`` and the real image.
+The G step is therefore identical to the official one; the D step sees the fake of the
+pre-update generator (the official code runs G a second time to get the post-update fake).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn as nn
+from omegaconf import DictConfig, OmegaConf
+
+from spadelab import losses
+from spadelab.builders import build_discriminator, build_encoder, build_generator, label_spec
+from spadelab.data.labels import semantic_input
+from spadelab.nets.encoder import reparameterize
+from spadelab.nets.vgg import VGG19Features
+
+
+def _plain(cfg: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return copy.deepcopy(dict(cfg))
+
+
+def lr_factor(epoch: float, decay_start_epoch: float, max_epochs: float) -> float:
+    """1 until ``decay_start_epoch``, then linear to 0 at ``max_epochs`` (paper: 100 of 200)."""
+    if epoch < decay_start_epoch or max_epochs <= decay_start_epoch:
+        return 1.0
+    return max(0.0, 1.0 - (epoch - decay_start_epoch) / (max_epochs - decay_start_epoch))
+
+
+class SemanticSynthesis(pl.LightningModule):
+    def __init__(self, cfg: Mapping[str, Any] | DictConfig) -> None:
+        super().__init__()
+        cfg = _plain(cfg)
+        self.save_hyperparameters({"cfg": cfg})
+        self.cfg = cfg
+        self.automatic_optimization = False
+        self.spec = label_spec(cfg["data"])
+        self.loss_cfg = cfg["loss"]
+        self.optim_cfg = cfg["optim"]
+        self.gan_d_loss, self.gan_g_loss = losses.GAN_LOSSES[
+            losses.GanMode(self.loss_cfg["gan_mode"])
+        ]
+        self.generator = build_generator(cfg)
+        self.discriminator = build_discriminator(cfg)
+        self.encoder = build_encoder(cfg)
+        if self.encoder is not None and self.generator.input.value != "noise":
+            raise ValueError(
+                "encoder=vae needs model.generator.input=noise (the encoder produces z)"
+            )
+        ema_cfg = cfg.get("ema") or {}
+        self.ema_decay = float(ema_cfg.get("decay", 0.999)) if ema_cfg.get("enabled") else None
+        self.generator_ema = None
+        self.encoder_ema = None
+        if self.ema_decay is not None:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
+            self.encoder_ema = (
+                copy.deepcopy(self.encoder).requires_grad_(False).eval()
+                if self.encoder is not None
+                else None
+            )
+        # Frozen helper networks live outside the module tree: they never enter checkpoints.
+        self._vgg: list[VGG19Features] = []
+        if float(self.loss_cfg.get("lambda_vgg", 0)) > 0:
+            self._vgg.append(
+                VGG19Features(
+                    self.loss_cfg.get("vgg_weights"),
+                    bool(self.loss_cfg.get("vgg_normalize_input", False)),
+                )
+            )
+        self.steps_per_epoch: int | None = None
+
+    # ---- inputs ----------------------------------------------------------------------
+    def label_map(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        instance = batch.get("instance") if self.spec.use_instance else None
+        return semantic_input(batch["label"], self.spec, instance)
+
+    @property
+    def vgg(self) -> VGG19Features | None:
+        if not self._vgg:
+            return None
+        if next(self._vgg[0].parameters()).device != self.device:
+            self._vgg[0].to(self.device)
+        return self._vgg[0]
+
+    def encode(
+        self, image: torch.Tensor, encoder: nn.Module | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, logvar = (encoder or self.encoder)(image)
+        return reparameterize(mu, logvar), mu, logvar
+
+    def sampling_generator(self) -> tuple[nn.Module, nn.Module | None]:
+        """The networks used for samples and evaluation: EMA copies when EMA is on."""
+        if self.generator_ema is not None:
+            return self.generator_ema, self.encoder_ema
+        return self.generator, self.encoder
+
+    @torch.no_grad()
+    def synthesize(
+        self,
+        batch: Mapping[str, Any],
+        use_ema: bool = True,
+        z: torch.Tensor | None = None,
+        style_image: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        generator, encoder = self.sampling_generator() if use_ema else (self.generator, self.encoder)
+        label_map = self.label_map(batch)
+        if style_image is not None:
+            if encoder is None:
+                raise ValueError("style= needs a model trained with encoder=vae")
+            mu, logvar = encoder(style_image)
+            z = reparameterize(mu, logvar)
+        was_training = generator.training
+        generator.eval()
+        try:
+            return generator(label_map, z)
+        finally:
+            generator.train(was_training)
+
+    # ---- the GAN step ------------------------------------------------------------------
+    def discriminate(
+        self, label_map: torch.Tensor, fake: torch.Tensor, real: torch.Tensor
+    ) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
+        # One forward for fake and real: instance norm keeps them independent, and the
+        # official code does the same.
+        outputs = self.discriminator(
+            torch.cat([label_map, label_map]), torch.cat([fake, real])
+        )
+        n = fake.shape[0]
+        fake_out = [[f[:n] for f in scale] for scale in outputs]
+        real_out = [[f[n:] for f in scale] for scale in outputs]
+        return fake_out, real_out
+
+    def generator_losses(
+        self, label_map: torch.Tensor, real: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        terms: dict[str, torch.Tensor] = {}
+        z = None
+        if self.encoder is not None:
+            z, mu, logvar = self.encode(real)
+            if float(self.loss_cfg.get("lambda_kld", 0)) > 0:
+                terms["kld"] = losses.kl_divergence(mu, logvar) * self.loss_cfg["lambda_kld"]
+        fake = self.generator(label_map, z)
+        fake_out, real_out = self.discriminate(label_map, fake, real)
+        terms["gan"] = self.gan_g_loss(fake_out)
+        if float(self.loss_cfg.get("lambda_feat", 0)) > 0:
+            terms["feat"] = (
+                losses.feature_matching_loss(fake_out, real_out) * self.loss_cfg["lambda_feat"]
+            )
+        vgg = self.vgg
+        if vgg is not None:
+            terms["vgg"] = (
+                losses.perceptual_loss(
+                    vgg(fake), vgg(real), self.loss_cfg.get("vgg_layer_weights")
+                )
+                * self.loss_cfg["lambda_vgg"]
+            )
+        return terms, fake
+
+    def discriminator_losses(
+        self, label_map: torch.Tensor, fake: torch.Tensor, real: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        fake_out, real_out = self.discriminate(label_map, fake.detach(), real)
+        real_term, fake_term = self.gan_d_loss(real_out, fake_out)
+        return {"real": real_term, "fake": fake_term}
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        label_map = self.label_map(batch)
+        real = batch["image"]
+
+        self.toggle_optimizer(opt_g)
+        g_terms, fake = self.generator_losses(label_map, real)
+        g_total = sum(g_terms.values())
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(g_total)
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+
+        self.toggle_optimizer(opt_d)
+        d_terms = self.discriminator_losses(label_map, fake, real)
+        d_total = sum(d_terms.values())
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_total)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
+
+        for scheduler in self.lr_schedulers():
+            scheduler.step()
+        if self.ema_decay is not None:
+            self.update_ema()
+
+        logs = {f"loss/g_{k}": v.detach() for k, v in g_terms.items()}
+        logs.update({f"loss/d_{k}": v.detach() for k, v in d_terms.items()})
+        logs["loss/g_total"] = g_total.detach()
+        logs["loss/d_total"] = d_total.detach()
+        logs["lr/g"] = opt_g.param_groups[0]["lr"]
+        logs["lr/d"] = opt_d.param_groups[0]["lr"]
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=real.shape[0])
+        self.log("g", g_total.detach(), prog_bar=True, on_step=True, batch_size=real.shape[0])
+        self.log("d", d_total.detach(), prog_bar=True, on_step=True, batch_size=real.shape[0])
+
+    # ---- EMA --------------------------------------------------------------------------
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        pairs = [(self.generator_ema, self.generator)]
+        if self.encoder is not None:
+            pairs.append((self.encoder_ema, self.encoder))
+        for ema, live in pairs:
+            for p_ema, p in zip(ema.parameters(), live.parameters()):
+                p_ema.lerp_(p.detach(), 1.0 - self.ema_decay)
+            for b_ema, b in zip(ema.buffers(), live.buffers()):
+                b_ema.copy_(b)
+
+    @torch.no_grad()
+    def recalibrate_ema_norms(self, batches: Iterable[Mapping[str, Any]]) -> int:
+        """Re-estimate running statistics of the EMA generator on real label maps.
+
+        Averaged weights do not match the live generator's running statistics; a cumulative
+        average over ``batches`` (momentum 1/(k+1)) gives the statistics of the EMA weights.
+        Returns the number of batches used.
+        """
+        if self.generator_ema is None:
+            return 0
+        norms = [m for m in self.generator_ema.modules() if hasattr(m, "running_mean")]
+        if not norms:
+            return 0
+        saved = [m.momentum for m in norms]
+        for m in norms:
+            m.running_mean.zero_()
+            m.running_var.fill_(1.0)
+        self.generator_ema.train()
+        count = 0
+        for k, batch in enumerate(batches):
+            for m in norms:
+                m.momentum = 1.0 / (k + 1)
+            batch = {key: v.to(self.device) if torch.is_tensor(v) else v for key, v in batch.items()}
+            z = None
+            if self.encoder_ema is not None:
+                z = reparameterize(*self.encoder_ema(batch["image"]))
+            self.generator_ema(self.label_map(batch), z)
+            count += 1
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
+        self.generator_ema.eval()
+        return count
+
+    # ---- optimizers -------------------------------------------------------------------
+    def configure_optimizers(self):
+        o = self.optim_cfg
+        betas = (float(o["beta1"]), float(o["beta2"]))
+        g_params = list(self.generator.parameters())
+        if self.encoder is not None:
+            g_params += list(self.encoder.parameters())
+        opt_g = torch.optim.Adam(g_params, lr=float(o["lr_g"]), betas=betas)
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=float(o["lr_d"]), betas=betas)
+        max_epochs = float(self.trainer.max_epochs or 1) if self.trainer else 1.0
+        decay_start = float(o.get("decay_start_epoch", max_epochs))
+
+        def factor(step: int) -> float:
+            return lr_factor(step / self._steps_per_epoch(), decay_start, max_epochs)
+
+        schedulers = [
+            torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_g, opt_d)
+        ]
+        return [opt_g, opt_d], [{"scheduler": s, "interval": "step"} for s in schedulers]
+
+    def _steps_per_epoch(self) -> int:
+        if self.steps_per_epoch is None:
+            trainer = self.trainer
+            batches = trainer.num_training_batches if trainer is not None else 1
+            if not isinstance(batches, int) or batches <= 0:
+                batches = 1
+            self.steps_per_epoch = batches
+        return self.steps_per_epoch
+
+    # ---- exact resume -----------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Stored as tensors and plain numbers so the checkpoint loads with weights_only=True.
+        _, keys, pos, has_gauss, gauss = np.random.get_state()
+        version, internal, py_gauss = random.getstate()
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": [torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+            "python": [version, torch.tensor(internal, dtype=torch.int64), py_gauss],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states")
+        if not states:
+            return
+        torch.set_rng_state(states["torch"])
+        keys, pos, has_gauss, gauss = states["numpy"]
+        np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+        version, internal, py_gauss = states["python"]
+        random.setstate((version, tuple(int(v) for v in internal.tolist()), py_gauss))

@@ -1,0 +1,28 @@
+"""Compose a norm layer from the ``modulation`` and ``norm`` groups."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch.nn as nn
+
+from spadelab.nets.blocks import NormLayer
+
+
+def make_norm_layer(
+    modulation: Callable[..., nn.Module],
+    param_free_norm: Callable[[int], nn.Module],
+    label_nc: int,
+) -> NormLayer:
+    """``modulation(param_free_norm(C), label_map)`` as a factory of channels."""
+
+    def norm_layer(num_features: int) -> nn.Module:
+        return modulation(
+            num_features=num_features, label_nc=label_nc, param_free_norm=param_free_norm
+        )
+
+    return norm_layer
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

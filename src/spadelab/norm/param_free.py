@@ -1,0 +1,89 @@
+"""Parameter-free normalizations: the ``norm`` axis of every ablation.
+
+Each factory takes the channel count and returns a module without a learned affine; the
+modulation (SPADE, concat, affine) supplies scale and bias. Buffers keep the names of the torch
+modules (``running_mean``, ``running_var``, ``num_batches_tracked``) so official SPADE
+checkpoints load as they are.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from spadelab.norm.switchable import SwitchableNorm
+
+
+class SyncBatchNorm(nn.SyncBatchNorm):
+    """torch's SyncBatchNorm on accelerators; an all-reduce BatchNorm on CPU processes.
+
+    torch refuses CPU tensors under DDP ("SyncBatchNorm layers only work with GPU modules"), so
+    gloo runs reduce ``[sum, sum of squares, count]`` with the autograd-aware
+    ``torch.distributed.nn.functional.all_reduce``: the gradient flows through the global
+    statistics exactly as in torch's CUDA kernel. In a single process it is plain BatchNorm.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if input.dim() != 4:
+            raise ValueError(f"expected (N, C, H, W) input, got shape {tuple(input.shape)}")
+        distributed = (
+            self.training
+            and dist.is_available()
+            and dist.is_initialized()
+            and dist.get_world_size() > 1
+        )
+        if not distributed or input.device.type != "cpu":
+            return super().forward(input)
+        return self._cpu_sync_forward(input)
+
+    def _cpu_sync_forward(self, input: torch.Tensor) -> torch.Tensor:
+        from torch.distributed.nn.functional import all_reduce
+
+        channels = input.shape[1]
+        count = torch.full((1,), input.numel() / channels, dtype=input.dtype, device=input.device)
+        local = torch.cat([input.sum(dim=(0, 2, 3)), input.pow(2).sum(dim=(0, 2, 3)), count])
+        total = all_reduce(local, group=self.process_group or dist.group.WORLD)
+        total_count = total[-1]
+        mean = total[:channels] / total_count
+        var = (total[channels : 2 * channels] / total_count - mean.pow(2)).clamp_min(0)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                momentum = (
+                    self.momentum
+                    if self.momentum is not None
+                    else 1.0 / float(self.num_batches_tracked)
+                )
+                unbiased = var * total_count / (total_count - 1).clamp_min(1)
+                self.running_mean.lerp_(mean.detach(), momentum)
+                self.running_var.lerp_(unbiased.detach(), momentum)
+        shape = (1, channels, 1, 1)
+        out = (input - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out
+
+
+def batch(num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> nn.Module:
+    return nn.BatchNorm2d(num_features, eps=eps, momentum=momentum, affine=False)
+
+
+def syncbatch(num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> nn.Module:
+    return SyncBatchNorm(num_features, eps=eps, momentum=momentum, affine=False)
+
+
+def instance(num_features: int, eps: float = 1e-5) -> nn.Module:
+    return nn.InstanceNorm2d(num_features, eps=eps, affine=False, track_running_stats=False)
+
+
+def switchable(num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> nn.Module:
+    return SwitchableNorm(num_features, eps=eps, momentum=momentum, use_batch_stats=True)
+
+
+def switchable_inln(num_features: int, eps: float = 1e-5) -> nn.Module:
+    return SwitchableNorm(num_features, eps=eps, use_batch_stats=False)
+
+
+def none(num_features: int) -> nn.Module:
+    return nn.Identity()

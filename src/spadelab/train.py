@@ -1,0 +1,130 @@
+"""``spadelab train``: compose the config, build everything from it, fit."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from spadelab.config import CONF_DIR
+from spadelab.module import SemanticSynthesis
+from spadelab.runtime import ConfigError, run_command, save_config, validate_targets, write_json
+
+log = logging.getLogger("spadelab.train")
+
+# Config groups whose change makes a checkpoint belong to a different network.
+ARCHITECTURE_KEYS = ("model", "norm", "modulation", "encoder")
+
+
+def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
+    """``None`` | ``auto`` (resume run_dir if it has a last.ckpt) | a run dir | a .ckpt file."""
+    if ckpt_path in (None, "", "null"):
+        return None
+    if ckpt_path == "auto":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        return str(last) if last.is_file() else None
+    path = Path(ckpt_path).expanduser()
+    if ckpt_path == "last":
+        path = run_dir
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt" if (path / "checkpoints").is_dir() else path
+        path = path / "last.ckpt" if path.is_dir() else path
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"ckpt_path={ckpt_path}: no checkpoint at {path}; pass a .ckpt file or a run dir "
+            "that has checkpoints/last.ckpt"
+        )
+    return str(path)
+
+
+def check_checkpoint_matches(ckpt: str, cfg: dict[str, Any]) -> None:
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+    saved_cfg = saved.get("hyper_parameters", {}).get("cfg", {})
+    differences = [
+        key
+        for key in ARCHITECTURE_KEYS
+        if saved_cfg.get(key) != cfg.get(key)
+    ]
+    for key in ("label_nc", "contain_dontcare_label", "use_instance", "crop_size"):
+        if saved_cfg.get("data", {}).get(key) != cfg["data"].get(key):
+            differences.append(f"data.{key}")
+    if differences:
+        raise ConfigError(
+            f"checkpoint {ckpt} was trained with a different {', '.join(differences)}; "
+            "use the same config overrides as that run, or start without ckpt_path"
+        )
+
+
+def configure_wandb(cfg: DictConfig) -> None:
+    if "wandb" not in (cfg.get("logger") or {}):
+        return
+    has_key = os.environ.get("WANDB_API_KEY") or (Path.home() / ".netrc").is_file()
+    if not has_key and "WANDB_MODE" not in os.environ:
+        os.environ["WANDB_MODE"] = "offline"
+        log.info("wandb: no login found, logging offline (sync later with `wandb sync`)")
+
+
+def finish_wandb(loggers: list[Any], failed: bool) -> None:
+    for logger in loggers:
+        if type(logger).__name__ == "WandbLogger":
+            import wandb
+
+            if wandb.run is not None:
+                wandb.finish(exit_code=1 if failed else 0)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit one run; returns its final metrics. The run dir holds config, checkpoints, samples."""
+    run_dir = Path(str(cfg.run_dir))
+    validate_targets(cfg)
+    configure_wandb(cfg)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    ckpt = resolve_checkpoint(cfg.get("ckpt_path"), run_dir)
+    if ckpt is not None:
+        check_checkpoint_matches(ckpt, plain)
+        log.info("resuming from %s", ckpt)
+    save_config(cfg, run_dir)
+    (run_dir / "FAILED.json").unlink(missing_ok=True)  # a retried run starts clean
+    pl.seed_everything(int(cfg.seed), workers=True)
+    datamodule = instantiate(cfg.data)
+    module = SemanticSynthesis(plain)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        default_root_dir=str(run_dir),
+    )
+    failed = True
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
+        failed = False
+    finally:
+        finish_wandb(loggers, failed)
+    summary = {
+        "run_dir": str(run_dir),
+        "global_step": trainer.global_step,
+        "iterations": trainer.global_step // 2,
+        "epochs": trainer.current_epoch,
+        "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+        "last_checkpoint": str(run_dir / "checkpoints" / "last.ckpt"),
+    }
+    write_json(run_dir / "train_summary.json", summary)
+    return summary
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> Any:
+    return run_command("train", train, cfg)
+
+
+if __name__ == "__main__":
+    main()
