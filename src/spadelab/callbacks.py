@@ -44,7 +44,9 @@ class SampleGrid(pl.Callback):
             generator = torch.Generator().manual_seed(self.seed)
             z_dim = getattr(module.generator, "z_dim", 256)
             self._z = torch.randn(len(self._batch["image"]), z_dim, generator=generator)
-        return {k: v.to(module.device) if torch.is_tensor(v) else v for k, v in self._batch.items()}
+        return {
+            k: v.to(module.device) if torch.is_tensor(v) else v for k, v in self._batch.items()
+        }
 
     @torch.no_grad()
     def write(self, trainer: pl.Trainer, module: pl.LightningModule, tag: str) -> Path | None:

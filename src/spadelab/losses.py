@@ -95,7 +95,8 @@ def perceptual_loss(
             f"{len(fake_features)} VGG layers"
         )
     return sum(
-        w * F.l1_loss(f, r.detach()) for w, f, r in zip(layer_weights, fake_features, real_features)
+        w * F.l1_loss(f, r.detach())
+        for w, f, r in zip(layer_weights, fake_features, real_features)
     )
 
 

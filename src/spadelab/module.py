@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -117,7 +118,9 @@ class SemanticSynthesis(pl.LightningModule):
         z: torch.Tensor | None = None,
         style_image: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        generator, encoder = self.sampling_generator() if use_ema else (self.generator, self.encoder)
+        generator, encoder = (
+            self.sampling_generator() if use_ema else (self.generator, self.encoder)
+        )
         label_map = self.label_map(batch)
         if style_image is not None:
             if encoder is None:
@@ -137,9 +140,7 @@ class SemanticSynthesis(pl.LightningModule):
     ) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
         # One forward for fake and real: instance norm keeps them independent, and the
         # official code does the same.
-        outputs = self.discriminator(
-            torch.cat([label_map, label_map]), torch.cat([fake, real])
-        )
+        outputs = self.discriminator(torch.cat([label_map, label_map]), torch.cat([fake, real]))
         n = fake.shape[0]
         fake_out = [[f[:n] for f in scale] for scale in outputs]
         real_out = [[f[n:] for f in scale] for scale in outputs]
@@ -248,7 +249,9 @@ class SemanticSynthesis(pl.LightningModule):
         for k, batch in enumerate(batches):
             for m in norms:
                 m.momentum = 1.0 / (k + 1)
-            batch = {key: v.to(self.device) if torch.is_tensor(v) else v for key, v in batch.items()}
+            batch = {
+                key: v.to(self.device) if torch.is_tensor(v) else v for key, v in batch.items()
+            }
             z = None
             if self.encoder_ema is not None:
                 z = reparameterize(*self.encoder_ema(batch["image"]))
@@ -274,9 +277,7 @@ class SemanticSynthesis(pl.LightningModule):
         def factor(step: int) -> float:
             return lr_factor(step / self._steps_per_epoch(), decay_start, max_epochs)
 
-        schedulers = [
-            torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_g, opt_d)
-        ]
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_g, opt_d)]
         return [opt_g, opt_d], [{"scheduler": s, "interval": "step"} for s in schedulers]
 
     def _steps_per_epoch(self) -> int:
@@ -308,3 +309,49 @@ class SemanticSynthesis(pl.LightningModule):
         np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
         version, internal, py_gauss = states["python"]
         random.setstate((version, tuple(int(v) for v in internal.tolist()), py_gauss))
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A .ckpt file, or a run dir (its checkpoints/last.ckpt)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):
+            if candidate.is_file():
+                return candidate
+        raise FileNotFoundError(
+            f"ckpt={path} is a directory without checkpoints/last.ckpt; pass a run dir of "
+            "`spadelab train` or a .ckpt file"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt={path} does not exist; pass a run dir or a .ckpt file")
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str = "cpu") -> SemanticSynthesis:
+    """Rebuild the module from the config stored in a checkpoint and load its weights.
+
+    Loads with ``weights_only=True``. The VGG loss is switched off: inference never needs it.
+    """
+    path = find_checkpoint(path)
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # noqa: BLE001
+        raise ValueError(f"ckpt={path} is not a readable torch checkpoint: {error}") from error
+    cfg = (checkpoint.get("hyper_parameters") or {}).get("cfg")
+    if not isinstance(cfg, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"ckpt={path} is not a spadelab checkpoint (no stored config)")
+    cfg = copy.deepcopy(cfg)
+    cfg["loss"]["lambda_vgg"] = 0.0
+    module = SemanticSynthesis(cfg)
+    missing, unexpected = module.load_state_dict(checkpoint["state_dict"], strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"ckpt={path} does not match its own config: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}"
+        )
+    module.checkpoint_path = str(path)
+    module.checkpoint_meta = {
+        "epoch": checkpoint.get("epoch"),
+        "global_step": checkpoint.get("global_step"),
+    }
+    return module.eval()

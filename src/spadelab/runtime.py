@@ -40,7 +40,9 @@ def validate_targets(cfg: DictConfig | dict, path: str = "") -> None:
             try:
                 fn = get_method(str(target))
             except Exception as error:  # noqa: BLE001
-                raise ConfigError(f"{path or '<root>'}._target_={target} cannot be imported") from error
+                raise ConfigError(
+                    f"{path or '<root>'}._target_={target} cannot be imported"
+                ) from error
             _check_signature(fn, cfg, path)
         for key, value in items:
             if isinstance(value, DictConfig | dict | ListConfig | list):

@@ -47,11 +47,7 @@ def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
 def check_checkpoint_matches(ckpt: str, cfg: dict[str, Any]) -> None:
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)
     saved_cfg = saved.get("hyper_parameters", {}).get("cfg", {})
-    differences = [
-        key
-        for key in ARCHITECTURE_KEYS
-        if saved_cfg.get(key) != cfg.get(key)
-    ]
+    differences = [key for key in ARCHITECTURE_KEYS if saved_cfg.get(key) != cfg.get(key)]
     for key in ("label_nc", "contain_dontcare_label", "use_instance", "crop_size"):
         if saved_cfg.get("data", {}).get(key) != cfg["data"].get(key):
             differences.append(f"data.{key}")

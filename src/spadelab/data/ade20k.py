@@ -107,8 +107,8 @@ OUTDOOR_SCENES: tuple[str, ...] = (
 # Patterns that win over the include list (e.g. "bazaar_indoor", "stadium_interior").
 INDOOR_SCENES: tuple[str, ...] = ("*_indoor", "*indoor*", "*_interior", "*interior*")
 
-SPLIT_FOLDERS = {"train": "training", "val": "validation", "training": "training",
-                 "validation": "validation"}  # fmt: skip
+SPLIT_FOLDERS = {"train": "training", "val": "validation"}
+SPLIT_FOLDERS.update({v: v for v in list(SPLIT_FOLDERS.values())})
 
 
 def find_ade_root(root: str | Path) -> Path:
@@ -234,7 +234,9 @@ class ADE20K(PairedFileDataset):
             self.kept: list[int] | None = kept
         else:
             if compact_labels:
-                raise ValueError("data.dataset.compact_labels=true needs data.dataset.keep_classes")
+                raise ValueError(
+                    "data.dataset.compact_labels=true needs data.dataset.keep_classes"
+                )
             self.kept = None
         if other_last:
             # Official SPADE order: classes 1..K -> 0..K-1, "other" -> K (its don't-care channel).

@@ -20,6 +20,7 @@ checked through ``__getitem__``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import os
 from collections import Counter
@@ -70,6 +71,7 @@ class CheckReport:
     spec: LabelSpec
     pairs: dict[str, int] = field(default_factory=dict)
     files_read: int = 0
+    samples_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -85,7 +87,9 @@ class CheckReport:
         counts = ", ".join(f"{split} {n} pairs" for split, n in self.pairs.items()) or "no splits"
         status = "OK" if self.ok else f"{len(self.problems)} problem(s)"
         lines = [
-            f"data check: {self.name} ({counts}; {self.files_read} files read; "
+            f"data check: {self.name} ({counts}; {self.files_read} files read"
+            + (f", {self.samples_checked} samples checked" if self.samples_checked else "")
+            + "; "
             f"label_nc={self.spec.label_nc}, contain_dontcare_label="
             f"{self.spec.contain_dontcare_label}, use_instance={self.spec.use_instance}): {status}"
         ]
@@ -98,7 +102,7 @@ class CheckReport:
                 lines.append(f"{split}: ok")
                 continue
             by_kind = Counter(p.kind for p in problems)
-            lines.append(f"{split}: " + ", ".join(f"{n} {k}" for k, n in by_kind.items()))
+            lines.append(f"{split}: " + ", ".join(f"{k} x{n}" for k, n in by_kind.items()))
             for kind in sorted(by_kind, key=lambda k: KIND_ORDER.index(k)):
                 of_kind = [p for p in problems if p.kind == kind]
                 shown = of_kind if limit_per_kind is None else of_kind[:limit_per_kind]
@@ -115,6 +119,7 @@ class CheckReport:
             "ok": self.ok,
             "pairs": self.pairs,
             "files_read": self.files_read,
+            "samples_checked": self.samples_checked,
             "problems": [p.__dict__ for p in self.problems],
         }
 
@@ -144,7 +149,9 @@ def _read_fully(path: Path, problems: list[Problem], split: str) -> Image.Image 
         image.load()
         return image
     except FileNotFoundError:
-        problems.append(Problem(UNREADABLE, f"{path}: file disappeared during the check", str(path), split))
+        problems.append(
+            Problem(UNREADABLE, f"{path}: file disappeared during the check", str(path), split)
+        )
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         problems.append(
             Problem(UNREADABLE, f"{path}: unreadable or truncated ({error})", str(path), split)
@@ -251,7 +258,9 @@ def _sample_positions(n: int, k: int) -> list[int]:
 
 
 # --- full scan ---------------------------------------------------------------------------------
-def _check_pair(dataset: Any, index: int, spec: LabelSpec, split: str) -> tuple[list[Problem], int]:
+def _check_pair(
+    dataset: Any, index: int, spec: LabelSpec, split: str
+) -> tuple[list[Problem], int]:
     image_path, label_path, instance_path = dataset.pairs[index]
     problems: list[Problem] = []
     read = 0
@@ -312,7 +321,9 @@ def _check_samples(
         if not isinstance(label, torch.Tensor) or label.dim() != 3 or label.shape[0] != 1:
             shape = tuple(label.shape) if isinstance(label, torch.Tensor) else type(label)
             problems.append(
-                Problem(CHANNELS, f"{where}: label has shape {shape}, expected (1, H, W)", None, split)
+                Problem(
+                    CHANNELS, f"{where}: label has shape {shape}, expected (1, H, W)", None, split
+                )
             )
             continue
         if problem := _range_problem(label.numpy(), where, spec, split):
@@ -376,8 +387,12 @@ def check_dataset(
             bool(cfg.get("use_instance", False)),
             cfg.get("eval_ignore_index"),
         )
+        missing = missing_keys(cfg)
+        if missing:
+            listed = ", ".join(f"{key}=..." for key in missing)
+            early.append(Problem(CONFIG, f"data={name}: required settings missing: {listed}"))
         try:
-            factory = hydra.utils.instantiate(cfg["dataset"])
+            factory = None if missing else hydra.utils.instantiate(cfg["dataset"])
         except Exception as error:  # noqa: BLE001 - reported, not raised
             early.append(Problem(SPLIT, f"data={name}: cannot build the dataset: {_root(error)}"))
             factory = None
@@ -405,22 +420,50 @@ def check_dataset(
             report.problems.extend(_unmatched_problems(base, split_name))
             if n == 0:
                 report.problems.append(
-                    Problem(EMPTY, f"data={report.name}: the {split_name} split has no pairs", None, split_name)
+                    Problem(
+                        EMPTY,
+                        f"data={report.name}: the {split_name} split has no pairs",
+                        None,
+                        split_name,
+                    )
                 )
                 continue
             if not hasattr(base, "pairs"):
                 positions = [to_base(p) for p in _sample_positions(n, max_samples)]
                 report.problems.extend(_check_samples(base, spec, split_name, positions))
-                report.files_read += len(positions)
+                report.samples_checked += len(positions)
                 continue
             indices = [to_base(p) for p in range(n)]
-            results = pool.map(lambda i: _check_pair(base, i, spec, split_name), indices)
+            results = pool.map(
+                functools.partial(_check_pair, base, spec=spec, split=split_name), indices
+            )
             for done, (problems, read) in enumerate(results, start=1):
                 report.problems.extend(problems)
                 report.files_read += read
                 if progress is not None:
                     progress(split_name, done, n)
     return report
+
+
+def missing_keys(cfg: Any) -> list[str]:
+    """``???`` values (e.g. data.dataset.root) as full keys the user can pass as overrides.
+
+    Walks the tree without resolving interpolations: ``OmegaConf.missing_keys`` would raise on
+    ``label_nc: ${data.label_nc}`` when ``data.label_nc`` is itself ``???``.
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    if not isinstance(cfg, DictConfig):
+        return []
+    missing = []
+    for key in cfg:
+        if OmegaConf.is_missing(cfg, key):
+            missing.append(cfg._get_full_key(key))
+        elif not OmegaConf.is_interpolation(cfg, key):
+            child = cfg._get_node(key)
+            if isinstance(child, DictConfig):
+                missing.extend(missing_keys(child))
+    return sorted(missing)
 
 
 def _root(error: BaseException) -> str:
@@ -432,7 +475,11 @@ def _root(error: BaseException) -> str:
 
 # --- cheap check at training start -------------------------------------------------------------
 def quick_check(
-    dataset: Dataset, spec: LabelSpec, split: str = "train", name: str = "dataset", samples: int = 3
+    dataset: Dataset,
+    spec: LabelSpec,
+    split: str = "train",
+    name: str = "dataset",
+    samples: int = 3,
 ) -> None:
     """Cheap sanity checks at setup; raises one :class:`DataError` listing every finding."""
     base, to_base = _unwrap(dataset)
@@ -464,7 +511,9 @@ def _quick_pair(
     sizes: dict[Path, tuple[int, int]] = {}
     checks = [(image_path, IMAGE_MODES, "image"), (label_path, None, "label")]
     if instance_path is not None:
-        checks.append((instance_path, getattr(dataset, "instance_modes", INDEX_MODES), "instance map"))
+        checks.append(
+            (instance_path, getattr(dataset, "instance_modes", INDEX_MODES), "instance map")
+        )
     for path, modes, what in checks:
         modes = modes or getattr(dataset, "label_modes", INDEX_MODES)
         try:
@@ -478,7 +527,9 @@ def _quick_pair(
                     if problem := _range_problem(values, path, spec, split):
                         problems.append(problem)
         except (UnidentifiedImageError, OSError, SyntaxError) as error:
-            problems.append(Problem(UNREADABLE, f"{path}: cannot read ({error})", str(path), split))
+            problems.append(
+                Problem(UNREADABLE, f"{path}: cannot read ({error})", str(path), split)
+            )
         except ValueError as error:
             problems.append(Problem(DECODE, str(error), str(path), split))
     if len(set(sizes.values())) > 1:

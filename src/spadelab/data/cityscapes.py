@@ -80,7 +80,9 @@ class Cityscapes(PairedFileDataset):
         if split not in ("train", "val", "test"):
             raise ValueError(f"Cityscapes split {split!r} is unknown; use train, val or test")
         base = find_cityscapes_root(root)
-        image_dir = require_dir(base / "leftImg8bit" / split, "Cityscapes image", "data.dataset.root")
+        image_dir = require_dir(
+            base / "leftImg8bit" / split, "Cityscapes image", "data.dataset.root"
+        )
         label_dir = require_dir(
             base / annotation_dir / split, "Cityscapes annotation", "data.dataset.annotation_dir"
         )
@@ -96,6 +98,11 @@ class Cityscapes(PairedFileDataset):
             else None,
         )
         super().__init__(
-            pairs, split, transform, unmatched, strict, has_instances=load_instances,
+            pairs,
+            split,
+            transform,
+            unmatched,
+            strict,
+            has_instances=load_instances,
             where=str(base),
         )

@@ -133,7 +133,12 @@ class COCOStuff(PairedFileDataset):
         )
         self.layout = layout
         super().__init__(
-            pairs, split, transform, unmatched, strict, has_instances=instances is not None,
+            pairs,
+            split,
+            transform,
+            unmatched,
+            strict,
+            has_instances=instances is not None,
             where=str(base),
         )
 

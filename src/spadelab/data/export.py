@@ -116,13 +116,15 @@ def cityscapes_instance_ids(label_ids: np.ndarray, instance: np.ndarray) -> np.n
     return encoded
 
 
-def compact_instances(instance: np.ndarray) -> np.ndarray:
-    """Renumber ids to 1..N per image (0 stays 'none') so they fit an 8-bit PNG."""
+def renumber_instances(instance: np.ndarray, dtype: type = np.uint8) -> np.ndarray:
+    """Renumber ids to 1..N per image (0 stays "none") so they fit the PNG's bit depth."""
     ids, inverse = np.unique(instance, return_inverse=True)
     numbered = inverse.reshape(instance.shape) + (0 if ids[0] == 0 else 1)
-    if numbered.max(initial=0) > 255:
-        raise ValueError(f"{numbered.max()} instances in one image do not fit an 8-bit PNG")
-    return numbered.astype(np.uint8)
+    if numbered.max(initial=0) > np.iinfo(dtype).max:
+        raise ValueError(
+            f"{numbered.max()} instances in one image do not fit a {np.dtype(dtype).name} PNG"
+        )
+    return numbered.astype(dtype)
 
 
 def _save_png(array: np.ndarray, path: Path, dtype: type) -> None:
@@ -146,7 +148,11 @@ def _write_ade20k(root: Path, split: str, i: int, sample: synthetic.SyntheticSam
     stem = f"ADE_{split}_{i + 1:08d}"
     base = root / "ADEChallengeData2016"
     _save_image(sample.image, base / "images" / folder / f"{stem}.jpg")
-    _save_png(class_lut(ADE20K_IDS)[sample.label], base / "annotations" / folder / f"{stem}.png", np.uint8)
+    _save_png(
+        class_lut(ADE20K_IDS)[sample.label],
+        base / "annotations" / folder / f"{stem}.png",
+        np.uint8,
+    )
     with (base / "sceneCategories.txt").open("a") as scenes:
         scenes.write(f"{stem} {scene_name(sample.label)}\n")
 
@@ -179,7 +185,9 @@ def _write_coco_spade(root: Path, split: str, i: int, sample: synthetic.Syntheti
     stem = f"{i + 1 + (0 if split == 'train' else 500_000):012d}"
     _save_image(sample.image, root / f"{split}_img" / f"{stem}.jpg")
     _save_png(_coco_label(sample, i), root / f"{split}_label" / f"{stem}.png", np.uint8)
-    _save_png(compact_instances(sample.instance), root / f"{split}_inst" / f"{stem}.png", np.uint8)
+    _save_png(
+        renumber_instances(sample.instance), root / f"{split}_inst" / f"{stem}.png", np.uint8
+    )
 
 
 def _write_coco_stuffthingmaps(
@@ -199,7 +207,8 @@ def _write_folder(root: Path, split: str, i: int, sample: synthetic.SyntheticSam
     _save_image(sample.image, root / split / "images" / f"{stem}.png")
     colors = np.asarray(synthetic.PALETTE)[sample.label]
     _save_png(colors, root / split / "labels" / f"{stem}.png", np.uint8)
-    _save_png(sample.instance, root / split / "instances" / f"{stem}.png", np.uint16)
+    instances = renumber_instances(sample.instance, np.uint16)
+    _save_png(instances, root / split / "instances" / f"{stem}.png", np.uint16)
 
 
 WRITERS: dict[str, Writer] = {
@@ -243,7 +252,9 @@ def export_synthetic(
     Refuses to write into an existing export of the same layout unless ``overwrite``.
     """
     if format not in WRITERS:
-        raise ValueError(f"export format={format!r} is unknown; choose one of {', '.join(FORMATS)}")
+        raise ValueError(
+            f"export format={format!r} is unknown; choose one of {', '.join(FORMATS)}"
+        )
     for name, value in (("n_train", n_train), ("n_val", n_val), ("height", height)):
         if value < 1:
             raise ValueError(f"export {name}={value} must be >= 1")

@@ -25,6 +25,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from spadelab.data.check import DataError
 from spadelab.data.labels import LabelSpec, check_label_range
 from spadelab.data.transforms import image_to_tensor
 
@@ -41,7 +42,7 @@ Pair = tuple[Path, Path, Path | None]
 Transform = Callable[..., dict[str, torch.Tensor]]
 
 
-class PairingError(ValueError):
+class PairingError(DataError):
     """Images and labels (or instances) do not pair up one to one."""
 
 
@@ -190,7 +191,9 @@ class PairedFileDataset(Dataset):
         return len(self.pairs)
 
     # --- conversions a subclass may override -------------------------------------------------
-    def check_mode(self, image: Image.Image, path: Path, allowed: frozenset[str], what: str) -> None:
+    def check_mode(
+        self, image: Image.Image, path: Path, allowed: frozenset[str], what: str
+    ) -> None:
         if image.mode in allowed:
             return
         channels = len(image.getbands())
@@ -200,7 +203,7 @@ class PairedFileDataset(Dataset):
                 "; colour-coded labels need a palette: use data=folder with "
                 "data.dataset.palette_file=PALETTE.json"
             )
-        raise ValueError(
+        raise DataError(
             f"{path}: {what} has {channels} channel(s) (PIL mode {image.mode}); expected one of "
             f"modes {sorted(allowed)}{hint}"
         )
@@ -228,14 +231,18 @@ class PairedFileDataset(Dataset):
         image = image.convert("RGB")
         label = self.read_label(label_path)
         # Range is checked on the raw-size map so the error names the file, not a batch index.
-        check_label_range(
-            torch.from_numpy(label), LabelSpec(self.label_nc, self.contain_dontcare_label),
-            source=str(label_path),
-        )
+        try:
+            check_label_range(
+                torch.from_numpy(label),
+                LabelSpec(self.label_nc, self.contain_dontcare_label),
+                source=str(label_path),
+            )
+        except ValueError as error:
+            raise DataError(str(error)) from None
         instance = self.read_instance(instance_path) if instance_path is not None else None
         for path, array in ((label_path, label), (instance_path, instance)):
             if array is not None and array.shape != (image.height, image.width):
-                raise ValueError(
+                raise DataError(
                     f"{path} is {array.shape[1]}x{array.shape[0]} but its image {image_path} is "
                     f"{image.width}x{image.height}; the pair must have the same size"
                 )
@@ -266,14 +273,18 @@ def _parse_color(value: Any, source: Path) -> tuple[int, int, int]:
         text = value.lstrip("#")
         if len(text) == 6:
             return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
-    elif isinstance(value, Sequence) and len(value) == 3 and all(0 <= int(c) <= 255 for c in value):
+    elif (
+        isinstance(value, Sequence) and len(value) == 3 and all(0 <= int(c) <= 255 for c in value)
+    ):
         return int(value[0]), int(value[1]), int(value[2])
     raise ValueError(
         f"palette file {source}: colour {value!r} is not [r, g, b] (0-255) or '#rrggbb'"
     )
 
 
-def load_palette_file(path: str | Path) -> tuple[dict[tuple[int, int, int], int], list[str | None]]:
+def load_palette_file(
+    path: str | Path,
+) -> tuple[dict[tuple[int, int, int], int], list[str | None]]:
     """Read a colour -> class-index table.
 
     JSON: ``{"classes": [{"index": 0, "color": [r, g, b], "name": "sky"}, ...]}``, a list of
@@ -282,7 +293,9 @@ def load_palette_file(path: str | Path) -> tuple[dict[tuple[int, int, int], int]
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"palette file {path} does not exist; check data.dataset.palette_file")
+        raise FileNotFoundError(
+            f"palette file {path} does not exist; check data.dataset.palette_file"
+        )
     entries: list[tuple[int, tuple[int, int, int], str | None]] = []
     if path.suffix.lower() == ".json":
         try:
@@ -334,9 +347,11 @@ def decode_colors(
     rgb: np.ndarray, colors: Mapping[tuple[int, int, int], int], path: Path, palette_path: Path
 ) -> np.ndarray:
     """(H, W, 3) uint8 colours -> int64 class indices; unknown colours are an error."""
-    packed = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[
-        ..., 2
-    ].astype(np.int64)
+    packed = (
+        (rgb[..., 0].astype(np.int64) << 16)
+        | (rgb[..., 1].astype(np.int64) << 8)
+        | rgb[..., 2].astype(np.int64)
+    )
     keys = np.array(sorted((r << 16) | (g << 8) | b for r, g, b in colors), dtype=np.int64)
     values = np.array(
         [colors[((k >> 16) & 255, (k >> 8) & 255, k & 255)] for k in keys.tolist()],
@@ -352,7 +367,7 @@ def decode_colors(
         )
         more = len(unknown) - LIST_LIMIT
         y, x = (int(v[0]) for v in np.nonzero(~known))
-        raise ValueError(
+        raise DataError(
             f"{path}: {len(unknown)} colour(s) not in palette file {palette_path}: {listed}"
             + (f" ... and {more} more" if more > 0 else "")
             + f" (first at pixel x={x}, y={y}); add them to the palette file, or re-save the "
@@ -438,7 +453,12 @@ class FolderDataset(PairedFileDataset):
             n_val = max(1, round(len(pairs) * val_fraction))
             pairs = pairs[-n_val:] if split == "val" else pairs[:-n_val]
         super().__init__(
-            pairs, split, transform, unmatched, strict, has_instances=use_instances,
+            pairs,
+            split,
+            transform,
+            unmatched,
+            strict,
+            has_instances=use_instances,
             where=str(folder),
         )
 

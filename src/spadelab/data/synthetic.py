@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from scipy.ndimage import uniform_filter1d
+from scipy.ndimage import uniform_filter, uniform_filter1d
 from torch.utils.data import Dataset
 
 CLASSES: tuple[str, ...] = (
@@ -178,19 +178,10 @@ def _fbm_grid(
             total += 0.5 * amp
             continue
         # A fractional offset per octave keeps the lattices from lining up into a visible grid.
-        n = _noise_grid(x * scale + 0.37 * octave, y * scale + 0.61 * octave, _octave_key(key, octave))
+        n = _noise_grid(
+            x * scale + 0.37 * octave, y * scale + 0.61 * octave, _octave_key(key, octave)
+        )
         total += amp * (0.5 + weight * (n - 0.5))
-    return total / norm
-
-
-def _fbm_at(x: np.ndarray, y: np.ndarray, key: int, octaves: int) -> np.ndarray:
-    total = np.zeros(np.broadcast(x, y).shape)
-    norm = 0.0
-    for octave in range(octaves):
-        scale, amp = 2.0**octave, 0.5**octave
-        norm += amp
-        key_o = _octave_key(key, octave)
-        total += amp * _noise_at(x * scale + 0.37 * octave, y * scale + 0.61 * octave, key_o)
     return total / norm
 
 
@@ -284,7 +275,11 @@ def _lake(rng: np.random.Generator, x: float, t: float, size: float, horizon: fl
     rx = size * (0.35 + 0.9 * t)
     ry = rx * rng.uniform(0.16, 0.28) * (0.6 + 0.8 * t)
     harmonics = tuple(
-        (float(k), float(rng.uniform(0.03, 0.12) / (1 + 0.3 * k)), float(rng.uniform(0, 2 * np.pi)))
+        (
+            float(k),
+            float(rng.uniform(0.03, 0.12) / (1 + 0.3 * k)),
+            float(rng.uniform(0, 2 * np.pi)),
+        )
         for k in (2, 3, 4, 5, 7)
     )
     rim = float(rng.uniform(1.12, 1.3)) if rng.random() < 0.5 else 1.0
@@ -303,11 +298,11 @@ def _sample_scene(seed: int, index: int) -> _Scene:
     far_amp = horizon * float(rng.uniform(0.35, 0.95))
     ridges = []
     if n_ridges >= 1:
-        ridges.append(_Ridge(far_amp, float(rng.uniform(1.2, 2.8)), keys[0]))
+        ridges.append(_Ridge(far_amp, float(rng.uniform(0.8, 2.0)), keys[0]))
     if n_ridges == 2:
         near_amp = far_amp * float(rng.uniform(0.3, 0.6))
-        ridges.append(_Ridge(near_amp, float(rng.uniform(2.0, 4.0)), keys[1]))
-    snow_altitude = far_amp * float(rng.uniform(0.5, 0.8)) if rng.random() < 0.75 else np.inf
+        ridges.append(_Ridge(near_amp, float(rng.uniform(1.5, 3.0)), keys[1]))
+    snow_altitude = far_amp * float(rng.uniform(0.4, 0.8)) if rng.random() < 0.75 else np.inf
 
     coast = None
     lakes: list[_Lake] = []
@@ -321,7 +316,9 @@ def _sample_scene(seed: int, index: int) -> _Scene:
         )
     elif kind == 0:
         t = float(rng.uniform(0.15, 0.6))
-        lakes.append(_lake(rng, float(rng.uniform(-0.35, 0.35)), t, rng.uniform(0.2, 0.45), horizon))
+        lakes.append(
+            _lake(rng, float(rng.uniform(-0.35, 0.35)), t, rng.uniform(0.2, 0.45), horizon)
+        )
 
     path = None
     if rng.random() < 0.6:
@@ -385,7 +382,13 @@ def _tile_objects(scene: _Scene, tile: int) -> tuple[list[_Object], list[_Lake]]
     lakes = []
     if rng.random() < scene.extra_lakes:
         lakes.append(
-            _lake(rng, tile + rng.random(), rng.uniform(0.1, 0.5), rng.uniform(0.12, 0.3), scene.horizon)
+            _lake(
+                rng,
+                tile + rng.random(),
+                rng.uniform(0.1, 0.5),
+                rng.uniform(0.12, 0.3),
+                scene.horizon,
+            )
         )
 
     xs: list[np.ndarray] = []
@@ -425,7 +428,9 @@ def _tile_objects(scene: _Scene, tile: int) -> tuple[list[_Object], list[_Lake]]
         kind = _CONIFER if conifer[i] else _DECIDUOUS
         shape = (float(tiers[i]), *map(float, phases[i]))
         objects.append(
-            _Object(kind, float(tree_x[i]), float(scene.depth_to_v(t)), size, float(aspects[i]), shape)
+            _Object(
+                kind, float(tree_x[i]), float(scene.depth_to_v(t)), size, float(aspects[i]), shape
+            )
         )
     for i in range(n_rocks):
         t = float(rock_t[i])
@@ -609,14 +614,20 @@ def render_layout(seed: int, index: int, height: int, width: int) -> tuple[np.nd
     if scene.ridges and sky_rows > 0:
         mountain = np.zeros((sky_rows, width), dtype=bool)
         for ridge in scene.ridges:
-            shape = _fbm1(xs * ridge.frequency, ridge.key, 6, ridged=True)
-            top = h - ridge.amplitude * (0.08 + 0.92 * shape**1.3)
+            # Folded low octaves give the peaks; plain high octaves only roughen the line
+            # (folded high octaves would stand up as needles).
+            shape = _fbm1(xs * ridge.frequency, ridge.key, 3, ridged=True)
+            detail = _fbm1(xs * ridge.frequency * 8.0, ridge.key ^ 0x3C3C, 3)
+            # Summed octaves crowd around 0.5; stretch so crests reach the full amplitude.
+            shape = np.clip((shape - 0.25) / 0.6, 0.0, 1.0) ** 1.15
+            top = h - ridge.amplitude * (0.06 + 0.84 * shape + 0.1 * detail)
             mountain |= vs_sky[:, None] >= top[None, :]
         if np.isfinite(scene.snow_altitude):
             jag = _fbm_grid(xs * 14.0, vs_sky * 14.0, scene.snow_key, 3)
             edge = _fbm1(xs * 5.0, scene.snow_key ^ 0x5A5A, 3)
             altitude = (h - vs_sky)[:, None]
-            snowline = scene.snow_altitude + 0.06 * (edge[None, :] - 0.5) + 0.05 * (jag - 0.5)
+            wander = 0.25 * scene.ridges[0].amplitude
+            snowline = scene.snow_altitude + wander * (edge[None, :] - 0.5) + 0.05 * (jag - 0.5)
             snow = mountain & (altitude > snowline)
         else:
             snow = np.zeros_like(mountain)
@@ -635,9 +646,11 @@ def render_layout(seed: int, index: int, height: int, width: int) -> tuple[np.nd
     if scene.path is not None:
         label[ground][_path_mask(scene, gx, gv)] = PATH
 
-    # Objects and extra lakes from every tile the view (plus a margin for wide objects) touches.
+    # Objects and extra lakes from every tile the view touches, plus a margin wide enough for
+    # the widest object (a near tree or lake) rooted just outside the view.
     half_view = width / (2.0 * height)
-    tiles = range(int(np.floor(-half_view)) - 1, int(np.floor(half_view)) + 2)
+    margin = 0.35
+    tiles = range(int(np.floor(-half_view - margin)), int(np.floor(half_view + margin)) + 1)
     lakes = list(scene.lakes)
     objects: list[_Object] = []
     for tile in tiles:
@@ -658,7 +671,7 @@ def render_layout(seed: int, index: int, height: int, width: int) -> tuple[np.nd
 
     # Nothing grows in water, on the beach or (for trees) on the path. Tested at the object's
     # base point in scene coordinates so the decision is the same at every resolution.
-    objects = [obj for obj in objects if abs(obj.x) <= half_view + 0.5]
+    objects = [obj for obj in objects if abs(obj.x) <= half_view + margin]
     if objects:
         base_x = np.array([obj.x for obj in objects])
         base_v = np.array([obj.v for obj in objects])
@@ -697,28 +710,28 @@ def _rgb(*values: tuple[float, float, float]) -> np.ndarray:
 
 
 # Albedo pairs per class (colour A, colour B) blended by low-frequency noise. Sky and cloud
-# are overwritten by the style's gradients; their entries only matter for saturation.
+# rows are placeholders: those pixels are repainted with the style's own colours.
 _ALBEDO_A = _rgb(
     (0.5, 0.7, 0.9),
     (0.95, 0.95, 0.97),
-    (0.44, 0.42, 0.46),
+    (0.42, 0.42, 0.5),
     (0.97, 0.98, 1.0),
     (0.08, 0.27, 0.42),
     (0.27, 0.52, 0.14),
     (0.07, 0.25, 0.08),
-    (0.52, 0.48, 0.43),
+    (0.62, 0.6, 0.56),
     (0.9, 0.82, 0.6),
     (0.6, 0.45, 0.3),
 )
 _ALBEDO_B = _rgb(
     (0.5, 0.7, 0.9),
     (0.95, 0.95, 0.97),
-    (0.34, 0.31, 0.33),
-    (0.88, 0.91, 0.98),
+    (0.31, 0.31, 0.38),
+    (0.66, 0.78, 0.98),
     (0.12, 0.33, 0.46),
     (0.46, 0.6, 0.2),
     (0.14, 0.34, 0.1),
-    (0.4, 0.37, 0.33),
+    (0.5, 0.48, 0.45),
     (0.8, 0.7, 0.49),
     (0.5, 0.37, 0.24),
 )
@@ -741,6 +754,8 @@ _CAMERA_HEIGHT = 0.3
 
 # How strongly low-frequency noise mixes A/B, and how much fine grain each class gets.
 _MIX_GAIN = np.array([0.0, 0.0, 2.0, 1.2, 1.0, 2.2, 1.5, 1.5, 1.5, 1.5])
+# Directional shading per class: snow is bright enough that full shading would swamp it.
+_SHADE_GAIN = np.array([0.0, 0.0, 1.0, 0.45, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
 _GRAIN = np.array([0.0, 0.04, 0.25, 0.08, 0.1, 0.3, 0.5, 0.35, 0.16, 0.3])
 # Snow cover is smooth: the grass and sand grain would read as dirt on white.
 _WINTER_GRAIN = _GRAIN.copy()
@@ -766,8 +781,8 @@ _STYLE_TABLE: tuple[_Style, ...] = (
     _Style(
         sky_top=(0.22, 0.45, 0.85),
         sky_horizon=(0.66, 0.8, 0.95),
-        cloud_light=(0.99, 0.99, 1.0),
-        cloud_shade=(0.7, 0.74, 0.82),
+        cloud_light=(1.0, 0.99, 0.95),
+        cloud_shade=(0.7, 0.68, 0.67),
         light=(1.05, 1.04, 1.0),
         contrast=0.35,
         saturation=1.0,
@@ -956,6 +971,8 @@ def render_image(
             f"label values span [{int(label.min())}, {int(label.max())}] but must lie in "
             f"[0, {LABEL_NC}); see CLASSES"
         )
+    if instance.size and int(instance.min()) < 0:
+        raise ValueError(f"instance ids must be >= 0 (0 = no instance), got {int(instance.min())}")
     style_index = _draw_style(seed, index) if style is None else int(style)
     st = _STYLE_TABLE[style_index]
     height, width = label.shape
@@ -1057,7 +1074,7 @@ def render_image(
         haze[mask] = st.haze * (1.0 - object_t) ** 4
         if mask is is_tree and st.winter:
             # Snow settles on the upper, outer parts of the foliage.
-            snowy = (n_hi[mask] + 0.35 * (1.0 - rel)) > 0.8
+            snowy = (n_hi[mask] + 0.35 * (1.0 - rel)) > 0.86
             img[mask] = np.where(snowy[:, None], np.array([0.85, 0.88, 0.93]), img[mask])
 
     # Shadows cast by trees onto the ground, away from the sun.
@@ -1081,7 +1098,7 @@ def render_image(
     shade[ground] += ground_shade[ground]
 
     light = np.asarray(st.light) * tint * exposure
-    img *= light * (1.0 + st.contrast * shade)[..., None]
+    img *= light * (1.0 + st.contrast * _SHADE_GAIN[label] * shade)[..., None]
 
     # Sky and clouds carry their own colours (they are the light source, not lit surfaces).
     sky_t = np.clip(vs / max(horizon, 1e-3), 0.0, 1.0) ** 1.3
@@ -1108,28 +1125,38 @@ def render_image(
         dark = 0.75 * above + 0.45 * (1.0 - beneath) - 0.1
         dark = np.clip(dark + 0.5 * (n_lo - 0.5), 0.0, 1.0)[is_cloud]
         cloud = np.asarray(st.cloud_light) + (np.asarray(st.cloud_shade) - st.cloud_light) * (
-            dark[:, None] * 0.8
+            dark[:, None] * 0.75
         )
-        # Blend a little sky colour in so thin cloud edges look translucent.
-        img[is_cloud] = (0.85 * cloud + 0.15 * sky_img[is_cloud]) * tint * exposure
+        # Thin wisps and ragged edges are translucent: let the sky show through where little
+        # cloud surrounds a pixel.
+        size = 2 * max(1, round(0.015 * height)) + 1
+        around = uniform_filter(cover, size=size, mode="nearest")[is_cloud]
+        see_through = (0.4 * (1.0 - around))[:, None]
+        img[is_cloud] = (cloud + (sky_img[is_cloud] - cloud) * see_through) * tint * exposure
 
     # Aerial perspective: distant surfaces fade into the horizon colour.
     haze_col = np.asarray(st.sky_horizon) * tint * exposure
     lit = ~(is_sky | is_cloud)
     img = np.where(lit[..., None], img + (haze_col - img) * haze[..., None], img)
 
-    # Water: own colour, darker when near; mirrors whatever stands above its upper edge.
+    # Water: own colour, darker when near, plus a mirror image. A calm surface reflects the
+    # sky and distant mountains about the horizon; things standing on the far shore (trees,
+    # rocks) are mirrored about their own base, i.e. the water's upper edge. Flat ground is
+    # never seen in a reflection.
     if is_water.any():
         start, _ = _run_bounds(is_water)
         rows, cols = np.nonzero(is_water)
         ripple = _fbm_grid(xs * 3.0, vs * 45.0, keys[3], 2, pixels_per_unit=height / 45.0)
         offset = np.round((ripple[is_water] - 0.5) * 0.03 * height).astype(np.int64)
-        src_r = np.clip(2 * start[is_water] - rows - 1, 0, height - 1)
         src_c = np.clip(cols + offset, 0, width - 1)
+        edge_r = np.clip(2 * start[is_water] - rows - 1, 0, height - 1)
+        sky_r = np.clip(np.round(2.0 * horizon * height - rows - 1).astype(np.int64), 0, None)
+        sky_r = np.minimum(sky_r, height - 1)
+        upright = np.isin(label[edge_r, src_c], THING_CLASSES)
+        src_r = np.where(upright, edge_r, sky_r)
         reflected = img[src_r, src_c]
-        reflected = np.where(
-            is_water[src_r, src_c][:, None], haze_col, reflected
-        )  # a reflection of water (clipped mirror) would be self-referential
+        # A mirror ray that lands on water again (a clipped mirror) shows the horizon haze.
+        reflected = np.where(is_water[src_r, src_c][:, None], haze_col, reflected)
         t = t_row[rows]
         fresnel = st.reflection * (1.0 - 0.6 * t)
         base = img[is_water]
@@ -1226,14 +1253,17 @@ class SyntheticLandscapes(Dataset):
         if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
             raise TypeError(f"index {i!r} must be an int")
         if not 0 <= i < len(self):
-            raise IndexError(f"index {i} is out of range for the {self.split} split of {len(self)}")
+            raise IndexError(
+                f"index {i} is out of range for the {self.split} split of {len(self)}"
+            )
         i = int(i)
         sample = render(self.seed, self.scene_index(i), self.height, self.width, self.style)
         if self.transform is not None:
             out = self.transform(
-                Image.fromarray(sample.image, mode="RGB"),
-                Image.fromarray(sample.label, mode="L"),
-                Image.fromarray(sample.instance.astype(np.int32), mode="I"),
+                # Pillow infers RGB / L / I from the uint8 (H, W, 3), uint8 and int32 arrays.
+                Image.fromarray(sample.image),
+                Image.fromarray(sample.label),
+                Image.fromarray(sample.instance.astype(np.int32)),
                 self.split == "train",
                 i,
             )

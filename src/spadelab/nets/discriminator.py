@@ -28,7 +28,12 @@ def _norm_conv(conv: nn.Conv2d, norm: DiscriminatorNorm, spectral_norm: bool) ->
         return spectral(conv, spectral_norm)
     # A bias right before a normalization is cancelled by it; the official code drops it.
     conv = nn.Conv2d(
-        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        bias=False,
     )
     conv = spectral(conv, spectral_norm)
     if norm is DiscriminatorNorm.instance:

@@ -25,14 +25,14 @@ class ConvEncoder(nn.Module):
         super().__init__()
         num_layers = int(round(math.log2(input_size / 4)))
         if input_size < 8 or 4 * 2**num_layers != input_size:
-            raise ValueError(
-                f"model.encoder.input_size={input_size} must be a power of two >= 8"
-            )
+            raise ValueError(f"model.encoder.input_size={input_size} must be a power of two >= 8")
         self.input_size = input_size
         self.z_dim = z_dim
         channels = [3] + [ngf * min(2**i, 8) for i in range(num_layers)]
         for i, (cin, cout) in enumerate(zip(channels[:-1], channels[1:]), start=1):
-            conv = spectral(nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), spectral_norm)
+            conv = spectral(
+                nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), spectral_norm
+            )
             self.add_module(f"layer{i}", nn.Sequential(conv, nn.InstanceNorm2d(cout)))
         self.num_layers = num_layers
         self.fc_mu = nn.Linear(channels[-1] * 16, z_dim)
@@ -40,9 +40,7 @@ class ConvEncoder(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if image.shape[-2:] != (self.input_size, self.input_size):
-            image = F.interpolate(
-                image, size=(self.input_size, self.input_size), mode="bilinear"
-            )
+            image = F.interpolate(image, size=(self.input_size, self.input_size), mode="bilinear")
         x = image
         for i in range(1, self.num_layers + 1):
             x = getattr(self, f"layer{i}")(x if i == 1 else F.leaky_relu(x, 0.2))

@@ -227,7 +227,11 @@ class Pix2PixHDGenerator(nn.Module):
         pad = initial_kernel_size // 2
         layers: list[nn.Module] = [
             ConvNormAct(
-                nn.Conv2d(semantic_nc, ngf, initial_kernel_size), ngf, norm_layer, spectral_norm, pad
+                nn.Conv2d(semantic_nc, ngf, initial_kernel_size),
+                ngf,
+                norm_layer,
+                spectral_norm,
+                pad,
             )
         ]
         for i in range(n_downsampling):
@@ -235,7 +239,9 @@ class Pix2PixHDGenerator(nn.Module):
             conv = nn.Conv2d(cin, cout, kernel_size, stride=2, padding=1)
             layers.append(ConvNormAct(conv, cout, norm_layer, spectral_norm))
         dim = ngf * 2**n_downsampling
-        layers += [ResnetBlock(dim, norm_layer, spectral_norm, kernel_size) for _ in range(n_blocks)]
+        layers += [
+            ResnetBlock(dim, norm_layer, spectral_norm, kernel_size) for _ in range(n_blocks)
+        ]
         for i in range(n_downsampling):
             cin = ngf * 2 ** (n_downsampling - i)
             conv = nn.ConvTranspose2d(

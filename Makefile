@@ -1,0 +1,56 @@
+# spadelab: `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+SCALE ?= smoke
+DATA ?= synthetic
+LOGGER ?= csv
+LAUNCHER ?= basic
+# torch + torchvision pair that installs from this machine's disk and runs on CPU and CUDA.
+TORCH_PAIR ?= torch==2.14.1 torchvision==0.29.1
+export GRADIO_ANALYTICS_ENABLED=False
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@# Keep a working torch + torchvision (e.g. a GPU user's CUDA build); otherwise install the pair.
+	@$(PY) -c "import torch, torchvision" 2>/dev/null || $(PIP) install -q $(TORCH_PAIR)
+	$(PIP) install -q -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv with torch, torchvision and spadelab (editable, dev extras)
+
+test: $(STAMP) ## run the whole test suite (installs first)
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## the suite without the slow end-to-end tests
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff format check + ruff lint
+	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests
+
+format: $(STAMP) ## apply ruff format and the safe lint fixes
+	$(VENV)/bin/ruff format src tests
+	$(VENV)/bin/ruff check --fix src tests
+
+params: $(STAMP) ## parameter counts of every table row next to the paper's
+	$(VENV)/bin/spadelab params
+
+demo: $(STAMP) ## train SPADE on the synthetic landscapes (~10 min on 2 cores), synthesize, evaluate
+	$(PY) -m spadelab.demo
+
+bench: $(STAMP) ## time and memory of one training iteration at the demo configuration -> bench.json
+	$(VENV)/bin/spadelab bench
+
+clean: ## remove run outputs (keeps .venv)
+	rm -rf runs multirun outputs bench.json
+
+.PHONY: help install test test-fast lint format params demo bench clean

@@ -1,0 +1,202 @@
+"""``spadelab evaluate``: the paper's protocol on a trained run.
+
+Every validation label map is synthesized (by the raw generator and by its EMA when the run has
+one); a segmenter labels the generated images and mIoU / pixel accuracy compare that with the
+input label maps over the whole split. The project's judge also yields ``fd_judge`` (a Fréchet
+distance on its features, never called FID). FID/KID need the Inception weights file.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from spadelab.config import CONF_DIR
+from spadelab.metrics.judge import JudgeSegmenter, config_hash, load_or_train_judge
+from spadelab.metrics.protocol import evaluate_generator
+from spadelab.metrics.segmentation import get_label_mapping
+from spadelab.module import SemanticSynthesis, find_checkpoint, load_checkpoint
+from spadelab.runtime import run_command, write_json
+
+log = logging.getLogger("spadelab.evaluate")
+
+
+def judge_for(datamodule: Any, eval_cfg: Any, device: str) -> tuple[JudgeSegmenter, dict]:
+    """The judge for this dataset, trained on its real images once and cached by config hash."""
+    spec = datamodule.spec
+    mapping = get_label_mapping(datamodule.eval_mapping, spec)
+    judge_cfg = dict(eval_cfg["judge"])
+    key_source = {
+        "dataset": OmegaConf.to_container(OmegaConf.create(datamodule.hparams_for_cache()))
+        if hasattr(datamodule, "hparams_for_cache")
+        else {"name": datamodule.name},
+        "image_size": list(datamodule.image_size),
+        "label": [spec.label_nc, spec.contain_dontcare_label, datamodule.eval_mapping],
+        "judge": judge_cfg,
+    }
+    datamodule.setup("fit")
+    loader_kwargs = {"batch_size": int(judge_cfg["batch_size"]), "collate_fn": _collate()}
+    train_loader = torch.utils.data.DataLoader(datamodule.train_set, shuffle=True, **loader_kwargs)
+    val_loader = torch.utils.data.DataLoader(datamodule.val_set, shuffle=False, **loader_kwargs)
+    model, report = load_or_train_judge(
+        eval_cfg["cache_dir"],
+        config_hash(key_source),
+        train_loader,
+        val_loader,
+        num_classes=mapping.num_classes,
+        ignore_index=mapping.ignore_index,
+        steps=int(judge_cfg["steps"]),
+        lr=float(judge_cfg["lr"]),
+        device=device,
+        seed=int(judge_cfg["seed"]),
+        width=int(judge_cfg["width"]),
+        levels=int(judge_cfg["levels"]),
+        map_label=mapping,
+    )
+    return JudgeSegmenter(model, device), report
+
+
+def _collate():
+    from spadelab.data.datamodule import collate
+
+    return collate
+
+
+def build_segmenter(datamodule: Any, eval_cfg: Any, device: str) -> tuple[Any, dict]:
+    segmenter_cfg = eval_cfg["segmenter"]
+    if segmenter_cfg in (None, "judge"):
+        segmenter, report = judge_for(datamodule, eval_cfg, device)
+        ceiling = {
+            "miou": report.get("val_miou"),
+            "accuracy": report.get("val_accuracy"),
+            "num_images": report.get("num_val_images"),
+        }
+        return segmenter, {"segmenter": "judge", "judge_ceiling": ceiling}
+    segmenter = instantiate(segmenter_cfg)
+    return segmenter, {"segmenter": str(OmegaConf.select(segmenter_cfg, "path", default="?"))}
+
+
+def generators_to_score(module: SemanticSynthesis, wanted: list[str]) -> dict[str, bool]:
+    names = {}
+    if "raw" in wanted:
+        names["generator"] = False
+    if "ema" in wanted and module.generator_ema is not None:
+        names["generator_ema"] = True
+    if not names:
+        raise ValueError(f"eval.generators={wanted} selects nothing; use [raw] and/or [ema]")
+    return names
+
+
+def fid_for(fake_dir: str, real_dir: str, eval_cfg: Any, cache_key: str) -> dict[str, Any]:
+    weights = eval_cfg.get("inception_weights")
+    if not weights:
+        return {
+            "fid_status": "skipped: no Inception weights (set eval.inception_weights or "
+            "SPADELAB_INCEPTION_WEIGHTS to the pt_inception-2015-12-05 file)"
+        }
+    from spadelab.metrics.fid import InceptionFeatures, compute_fid_kid
+
+    extractor = InceptionFeatures(weights)
+    result = compute_fid_kid(
+        fake_dir,
+        real_dir,
+        extractor,
+        cache_dir=Path(eval_cfg["cache_dir"]) / "fid",
+        cache_key=cache_key,
+        kid_subset_size=int(eval_cfg["kid_subset_size"]),
+    )
+    return {"fid": result["fid"], "kid": result["kid_mean"], "kid_std": result["kid_std"]}
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    torch.manual_seed(int(cfg.seed))
+    ckpt = find_checkpoint(cfg.ckpt)
+    module = load_checkpoint(ckpt, map_location=cfg.device).to(cfg.device)
+    data_cfg = cfg.get("data") or OmegaConf.create(module.cfg["data"])
+    datamodule = instantiate(data_cfg, val_batch_size=int(cfg.eval.batch_size))
+    if datamodule.spec.semantic_nc != module.spec.semantic_nc:
+        raise ValueError(
+            f"data={datamodule.name} gives {datamodule.spec.semantic_nc} label channels but the "
+            f"checkpoint's generator expects {module.spec.semantic_nc}; evaluate on the dataset "
+            "the model was trained on"
+        )
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    out_dir = Path(cfg.out_dir) if cfg.out_dir else run_dir / "eval"
+    segmenter, segmenter_info = build_segmenter(datamodule, cfg.eval, cfg.device)
+    datamodule.setup("validate")
+    if module.generator_ema is not None:
+        module.recalibrate_ema_norms(
+            batch for _, batch in zip(range(20), datamodule.train_dataloader())
+        )
+    results: dict[str, Any] = {
+        "checkpoint": str(ckpt),
+        "epoch": module.checkpoint_meta.get("epoch"),
+        "global_step": module.checkpoint_meta.get("global_step"),
+        "data": datamodule.name,
+        "scale": module.cfg.get("scale", {}).get("name"),
+        "image_size": list(datamodule.image_size),
+        "resolution_mode": cfg.eval.resolution_mode,
+        **segmenter_info,
+    }
+    fid_key = config_hash({"data": datamodule.name, "size": list(datamodule.image_size)})
+    for name, use_ema in generators_to_score(module, list(cfg.eval.generators)).items():
+        scores = evaluate_generator(
+            lambda batch, use_ema=use_ema: module.synthesize(batch, use_ema=use_ema),
+            datamodule.val_dataloader(),
+            datamodule.spec,
+            segmenter,
+            eval_mapping=datamodule.eval_mapping,
+            resolution_mode=cfg.eval.resolution_mode,
+            out_dir=out_dir / name,
+            judge_features=getattr(segmenter, "features", None),
+            max_images=cfg.eval.max_images,
+            device=cfg.device,
+        )
+        scores.pop("per_class_iou", None)
+        scores.update(fid_for(scores["fake_dir"], scores["real_dir"], cfg.eval, fid_key))
+        results[name] = scores
+    write_json(out_dir / "metrics.json", results)
+    write_json(run_dir / "metrics.json", results)
+    print(format_results(results))
+    return results
+
+
+def format_results(results: dict[str, Any]) -> str:
+    rows = [name for name in ("generator", "generator_ema") if name in results]
+    lines = [
+        f"evaluation of {results['checkpoint']} on {results['data']} "
+        f"({results['image_size'][0]}x{results['image_size'][1]}, segmenter: "
+        f"{results['segmenter']}, resolution: {results['resolution_mode']})",
+        "| generator | mIoU | accuracy | fd_judge | FID |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in rows:
+        r = results[name]
+        fid = f"{r['fid']:.2f}" if "fid" in r else "skipped"
+        fd = f"{r['fd_judge']:.2f}" if r.get("fd_judge") is not None else "-"
+        lines.append(f"| {name} | {r['miou']:.1f} | {r['accuracy']:.1f} | {fd} | {fid} |")
+    ceiling = results.get("judge_ceiling")
+    if ceiling:
+        lines.append(
+            f"| real images (judge ceiling) | {ceiling['miou']:.1f} | "
+            f"{ceiling['accuracy']:.1f} | 0 | - |"
+        )
+    status = next((results[n].get("fid_status") for n in rows if "fid_status" in results[n]), None)
+    if status:
+        lines.append(f"FID {status}")
+    return "\n".join(lines)
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> Any:
+    return run_command("evaluate", evaluate, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,651 @@
+"""``spadelab import-official``: an official NVlabs/SPADE checkpoint as a spadelab checkpoint.
+
+The official code saves plain state dicts (``latest_net_G.pth``, ``latest_net_D.pth`` and, with
+``--use_vae``, ``latest_net_E.pth``) in one folder per experiment. Our networks use the official
+module names, so importing is: compose the spadelab config of the same network, build
+:class:`~spadelab.module.SemanticSynthesis`, load each file with strict key and shape checks, and
+write a Lightning checkpoint that ``SemanticSynthesis.load_from_checkpoint`` reads.
+
+Official options -> spadelab config (``semantic_nc`` is the same on both sides):
+
+========== ================================================ ======================================
+dataset    official                                         spadelab
+========== ================================================ ======================================
+ade20k     label_nc 150 + don't-care, no instances, 256     label_nc 151 (0 = "other"), 256
+coco_stuff label_nc 182 + don't-care + instance edge, 256   label_nc 182, don't-care, instances
+cityscapes label_nc 35 + instance edge, 512x256, "more"     label_nc 35, instances, fixed 512 / 2
+========== ================================================ ======================================
+
+ADE20K channel order: the official ``ADE20KDataset.postprocess`` computes a shifted label map
+("other" last) but never stores it, so the official networks were trained on the raw values,
+channel 0 = "other". The import therefore pins ``data.dataset.other_last=false``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn as nn
+from omegaconf import OmegaConf
+
+from spadelab.config import CONF_DIR, compose_config
+
+HYDRA_APP = False
+
+ROLES = ("G", "D", "E")
+ROLE_NAMES = {"G": "generator", "D": "discriminator", "E": "encoder"}
+
+# Official parameter name -> spadelab name, applied after stripping DataParallel's "module.".
+# Empty on purpose: the nets use the official names and the tests pin them against the
+# official key list (shared/reference/official_spade_state_dict_keys.tsv). A future rename in
+# the nets gets one (regex, replacement) entry here instead of a second naming scheme.
+RENAMES: tuple[tuple[str, str], ...] = ()
+
+# Buffers old torch versions did not save; a default value changes no output in eval mode.
+OPTIONAL_BUFFERS = ("num_batches_tracked",)
+
+
+@dataclass(frozen=True)
+class OfficialDataset:
+    """One official dataset setting, in spadelab terms and in the official option names."""
+
+    label_nc: int
+    contain_dontcare_label: bool
+    use_instance: bool
+    crop_size: int
+    load_size: int
+    aspect_ratio: float
+    preprocess_mode: str
+    num_upsampling_layers: str
+    official_label_nc: int  # the official --label_nc (without don't-care and edge channels)
+    official_dontcare: bool  # the official --contain_dontcare_label
+    extra_overrides: tuple[str, ...] = ()  # only applied with the dataset's own data config
+
+
+DATASETS: dict[str, OfficialDataset] = {
+    "ade20k": OfficialDataset(
+        label_nc=151,
+        contain_dontcare_label=False,
+        use_instance=False,
+        crop_size=256,
+        load_size=286,
+        aspect_ratio=1.0,
+        preprocess_mode="resize_and_crop",
+        num_upsampling_layers="normal",
+        official_label_nc=150,
+        official_dontcare=True,
+        extra_overrides=("data.dataset.other_last=false", "data.eval_ignore_index=0"),
+    ),
+    "coco_stuff": OfficialDataset(
+        label_nc=182,
+        contain_dontcare_label=True,
+        use_instance=True,
+        crop_size=256,
+        load_size=286,
+        aspect_ratio=1.0,
+        preprocess_mode="resize_and_crop",
+        num_upsampling_layers="normal",
+        official_label_nc=182,
+        official_dontcare=True,
+    ),
+    "cityscapes": OfficialDataset(
+        label_nc=35,
+        contain_dontcare_label=False,
+        use_instance=True,
+        crop_size=512,
+        load_size=512,
+        aspect_ratio=2.0,
+        preprocess_mode="fixed",
+        num_upsampling_layers="more",
+        official_label_nc=35,
+        official_dontcare=False,
+    ),
+}
+
+# Official defaults of the options that shape the networks (ngf/ndf 64, z_dim 256, n_layers_D 4,
+# num_D 2, SPADE hidden width 128 with 3x3 kernels, spectral norm everywhere but SPADE's convs).
+PINNED_OVERRIDES = (
+    "scale=paper",
+    "norm=syncbatch",
+    "modulation=spade",
+    "model=spade_decoder",
+    "model.generator.width_multiplier=1.0",
+    "model.generator.z_dim=256",
+    "model.generator.spectral_norm=true",
+    "model.discriminator.n_layers=4",
+    "model.discriminator.num_D=2",
+    "model.discriminator.norm=instance",
+    "model.discriminator.spectral_norm=true",
+    "modulation.hidden_channels=128",
+    "modulation.kernel_size=3",
+    "modulation.label_encoding=onehot",
+    "norm.eps=1e-5",
+    "norm.momentum=0.1",
+    # The VGG loss needs local weights to build the module at all, and an imported model is for
+    # synthesis; pass loss.lambda_vgg=10 loss.vgg_weights=PATH to fine-tune with it.
+    "loss.lambda_vgg=0",
+)
+
+
+def _check_dataset(dataset: str) -> OfficialDataset:
+    if dataset not in DATASETS:
+        raise ValueError(
+            f"--dataset {dataset!r} is not an official SPADE setting; use one of "
+            f"{', '.join(DATASETS)}"
+        )
+    return DATASETS[dataset]
+
+
+def official_config(
+    dataset: str,
+    use_vae: bool,
+    *,
+    ngf: int = 64,
+    ndf: int = 64,
+    crop_size: int | None = None,
+    encoder_input_size: int = 256,
+    overrides: Sequence[str] = (),
+    run_dir: Path | None = None,
+) -> dict[str, Any]:
+    """The plain spadelab config of the official network for ``dataset``.
+
+    ``crop_size`` defaults to the official one (256; Cityscapes 512 at aspect 2). Smaller
+    ``ngf`` / ``crop_size`` / ``encoder_input_size`` describe the same architecture at a size
+    tests can afford; the official encoder always resizes to 256 (``encoder_input_size``).
+    ``overrides`` are Hydra overrides applied last (e.g. ``data.dataset.root=...``).
+    """
+    spec = _check_dataset(dataset)
+    crop = spec.crop_size if crop_size is None else int(crop_size)
+    load = max(crop, round(spec.load_size * crop / spec.crop_size))
+    has_data_config = (CONF_DIR / "data" / f"{dataset}.yaml").is_file()
+    composed = [
+        # Outside a Hydra app run_dir has no default; checkpoint and log paths derive from it.
+        f"run_dir={_quote(str(Path(run_dir or 'imported').expanduser().resolve()))}",
+        # Without the dataset's own data config the synthetic one carries the same label spec
+        # and geometry: only the data loading differs, never the networks.
+        f"data={dataset if has_data_config else 'synthetic'}",
+        *PINNED_OVERRIDES,
+        f"encoder={'vae' if use_vae else 'none'}",
+        f"scale.ngf={ngf}",
+        f"scale.ndf={ndf}",
+        f"scale.encoder_input_size={encoder_input_size}",
+        f"data.label_nc={spec.label_nc}",
+        f"data.contain_dontcare_label={str(spec.contain_dontcare_label).lower()}",
+        f"data.use_instance={str(spec.use_instance).lower()}",
+        f"data.crop_size={crop}",
+        f"data.load_size={load}",
+        f"data.aspect_ratio={spec.aspect_ratio}",
+        f"data.preprocess_mode={spec.preprocess_mode}",
+        f"model.generator.num_upsampling_layers={spec.num_upsampling_layers}",
+        *(spec.extra_overrides if has_data_config else ()),
+        *overrides,
+    ]
+    cfg = compose_config("train", composed)
+    plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    return plain
+
+
+def _quote(value: str) -> str:
+    """A Hydra override value that keeps spaces, commas and '=' of a path."""
+    for quote in ("'", '"'):
+        if quote not in value:
+            return f"{quote}{value}{quote}"
+    raise ValueError(f"{value} holds both quote characters; use an --out path without quotes")
+
+
+# ---- finding and reading the official files ---------------------------------------------------
+_G_FILE = re.compile(r"^(?P<prefix>.+)_net_G\.pth$")
+
+
+def find_official_files(source: Path) -> dict[str, Path | None]:
+    """{"G": path, "D": path or None, "E": path or None} for a folder or a ``*_net_G.pth``."""
+    source = Path(source).expanduser()
+    if source.is_dir():
+        generator = source / "latest_net_G.pth"
+        if not generator.is_file():
+            candidates = sorted(source.glob("*_net_G.pth"))
+            if not candidates:
+                raise FileNotFoundError(
+                    f"{source} holds no latest_net_G.pth (nor any *_net_G.pth); pass the "
+                    "official checkpoint folder (checkpoints/<name>/) or its *_net_G.pth file"
+                )
+            if len(candidates) > 1:
+                names = ", ".join(p.name for p in candidates)
+                raise ValueError(
+                    f"{source} holds several generators ({names}) and no latest_net_G.pth; "
+                    "pass the one to import as the source"
+                )
+            generator = candidates[0]
+    elif source.is_file():
+        if _G_FILE.match(source.name) is None:
+            raise ValueError(
+                f"{source} is not an official generator file (*_net_G.pth); pass the "
+                "checkpoint folder or its latest_net_G.pth"
+            )
+        generator = source
+    else:
+        raise FileNotFoundError(
+            f"{source} does not exist; pass the official checkpoint folder "
+            "(checkpoints/<name>/) or its latest_net_G.pth"
+        )
+    match = _G_FILE.match(generator.name)
+    assert match is not None
+    files: dict[str, Path | None] = {"G": generator}
+    for role in ("D", "E"):
+        sibling = generator.with_name(f"{match['prefix']}_net_{role}.pth")
+        files[role] = sibling if sibling.is_file() else None
+    return files
+
+
+def load_official_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from an official file: ``weights_only`` load, ``module.`` stripped, renamed.
+
+    Dropping the file's ``_metadata`` is safe: spectral norm treats a (weight_orig, weight_u,
+    weight_v) triple without version as current, and batch norm only uses the version to add
+    a missing ``num_batches_tracked``.
+    """
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - re-raised naming the file
+        message = " ".join(str(error).split())[:300]
+        raise ValueError(
+            f"{path} cannot be read as a state dict with torch.load(weights_only=True) "
+            f"({type(error).__name__}: {message}); re-save it with "
+            "torch.save(net.state_dict(), path)"
+        ) from error
+    if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
+        loaded = loaded["state_dict"]  # re-saves that wrap the state dict
+    if not isinstance(loaded, Mapping) or not all(
+        isinstance(v, torch.Tensor) for v in loaded.values()
+    ):
+        raise ValueError(
+            f"{path} holds a {type(loaded).__name__}, not a state dict of tensors; pass the "
+            "official latest_net_*.pth files"
+        )
+    state: dict[str, torch.Tensor] = {}
+    for key, value in loaded.items():
+        name = str(key)
+        if name.startswith("module."):  # saved from a DataParallel wrapper
+            name = name[len("module.") :]
+        for pattern, replacement in RENAMES:
+            name = re.sub(pattern, replacement, name)
+        state[name] = value
+    return state
+
+
+def _short_list(items: Sequence[str], limit: int = 6) -> str:
+    shown = ", ".join(items[:limit])
+    return f"[{shown}{f', ... {len(items) - limit} more' if len(items) > limit else ''}]"
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "(" + ", ".join(str(s) for s in t.shape) + ")"
+
+
+def _mismatch_hint(
+    role: str, ours: Mapping[str, torch.Tensor], theirs: Mapping[str, torch.Tensor]
+) -> str:
+    """A likely cause of a G mismatch, read off the shapes that tell the options apart."""
+    if role != "G":
+        return ""
+    hints = []
+    fc_ours, fc_theirs = ours.get("fc.weight"), theirs.get("fc.weight")
+    if fc_ours is not None and fc_theirs is not None:
+        if fc_theirs.dim() != fc_ours.dim():
+            vae = fc_theirs.dim() == 2
+            hints.append(
+                f"the file's generator was trained {'with' if vae else 'without'} the VAE: "
+                f"{'add' if vae else 'remove'} --use-vae"
+            )
+        elif fc_theirs.dim() == 4 and fc_theirs.shape[1] != fc_ours.shape[1]:
+            hints.append(
+                f"the file has {fc_theirs.shape[1]} label channels, this --dataset "
+                f"{fc_ours.shape[1]}: choose the matching --dataset"
+            )
+    img_ours, img_theirs = ours.get("conv_img.weight"), theirs.get("conv_img.weight")
+    if img_ours is not None and img_theirs is not None and img_theirs.shape != img_ours.shape:
+        hints.append(f"its last layer has {img_theirs.shape[1]} channels: pass --ngf to match")
+    return "; ".join(hints)
+
+
+def check_state_dict(
+    net: nn.Module, state: dict[str, torch.Tensor], path: Path, role: str, setting: str
+) -> None:
+    """Raise one readable error unless ``state`` has exactly ``net``'s keys and shapes.
+
+    Missing ``num_batches_tracked`` buffers are filled in (zeros) rather than refused.
+    """
+    ours = net.state_dict()
+    for key, value in ours.items():
+        if key not in state and key.rsplit(".", 1)[-1] in OPTIONAL_BUFFERS:
+            state[key] = torch.zeros_like(value)
+    missing = [k for k in ours if k not in state]
+    unexpected = [k for k in state if k not in ours]
+    shapes = [
+        f"{k}: file {_shape(state[k])} vs ours {_shape(v)}"
+        for k, v in ours.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if not (missing or unexpected or shapes):
+        return
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys {_short_list(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys {_short_list(unexpected)}")
+    if shapes:
+        problems.append(f"{len(shapes)} shape mismatches {_short_list(shapes, 3)}")
+    hint = _mismatch_hint(role, ours, state)
+    raise ValueError(
+        f"{path} does not match the spadelab {ROLE_NAMES[role]} for {setting}: "
+        f"{'; '.join(problems)}; "
+        f"{hint or 'check --dataset, --use-vae, --ngf and --crop-size against the run that saved it'}"
+    )
+
+
+# ---- the official opt.txt -----------------------------------------------------------------------
+_OPT_LINE = re.compile(r"^\s*(?P<key>\w+):\s*(?P<value>\S+)")
+
+
+def read_official_options(path: Path) -> dict[str, str]:
+    """``opt.txt`` as written by the official ``save_options``: ``key: value  [default: x]``."""
+    options = {}
+    for line in path.read_text(errors="replace").splitlines():
+        match = _OPT_LINE.match(line)
+        if match:
+            options[match["key"]] = match["value"]
+    return options
+
+
+def _same(expected: object, text: str) -> bool:
+    try:
+        if isinstance(expected, bool):
+            return text.lower() == str(expected).lower()
+        if isinstance(expected, int):
+            return int(text) == expected
+        if isinstance(expected, float):
+            return math.isclose(float(text), expected)
+    except ValueError:
+        return False
+    return text == str(expected)
+
+
+def check_official_options(
+    opt_file: Path, dataset: str, use_vae: bool, ngf: int, crop: int
+) -> None:
+    """Fail when the run's own ``opt.txt`` describes a network other than the one we build.
+
+    Most option mismatches also change a shape and fail the strict load; these do not always
+    (``num_upsampling_layers``, ``aspect_ratio`` without the VAE), so the file is checked first.
+    """
+    spec = DATASETS[dataset]
+    expected: dict[str, tuple[object, str]] = {
+        "label_nc": (spec.official_label_nc, "--dataset"),
+        "contain_dontcare_label": (spec.official_dontcare, "--dataset"),
+        "no_instance": (not spec.use_instance, "--dataset"),
+        "use_vae": (use_vae, "--use-vae"),
+        "ngf": (ngf, "--ngf"),
+        "crop_size": (crop, "--crop-size"),
+        "aspect_ratio": (spec.aspect_ratio, "--dataset"),
+        "num_upsampling_layers": (spec.num_upsampling_layers, "--dataset"),
+        "z_dim": (256, "(spadelab imports z_dim 256 only)"),
+    }
+    options = read_official_options(opt_file)
+    wrong = [
+        f"{key}={options[key]} (this import: {value}; {fix})"
+        for key, (value, fix) in expected.items()
+        if key in options and not _same(value, options[key])
+    ]
+    if wrong:
+        raise ValueError(
+            f"{opt_file} describes another network: {', '.join(wrong)}; fix those options, "
+            "or pass --ignore-opt if that opt.txt does not belong to these weights"
+        )
+
+
+# ---- the import ---------------------------------------------------------------------------------
+def default_out(files: Mapping[str, Path | None]) -> Path:
+    generator = files["G"]
+    assert generator is not None
+    return Path("runs") / "imported" / generator.resolve().parent.name
+
+
+def _checkpoint_path(out: Path) -> tuple[Path, Path]:
+    """(checkpoint file, run dir): ``*.ckpt`` is the file; a folder gets checkpoints/last.ckpt."""
+    out = Path(out).expanduser()
+    if out.suffix == ".ckpt":
+        return out, out.parent
+    return out / "checkpoints" / "last.ckpt", out
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    checkpoint: Path
+    loaded: tuple[str, ...]  # roles ("G", "D", "E") whose weights came from a file
+    random: tuple[str, ...]  # roles built without a file: they keep their random init
+
+
+def import_official(
+    source: Path,
+    dataset: str,
+    use_vae: bool = False,
+    out: Path | None = None,
+    *,
+    ngf: int = 64,
+    ndf: int = 64,
+    crop_size: int | None = None,
+    encoder_input_size: int = 256,
+    overrides: Sequence[str] = (),
+    overwrite: bool = False,
+    check_opt: bool = True,
+) -> Path:
+    """Convert an official SPADE checkpoint; returns the written Lightning checkpoint.
+
+    ``source``: the official checkpoint folder (``latest_net_G.pth`` and, when present,
+    ``latest_net_D.pth`` / ``latest_net_E.pth``) or a ``*_net_G.pth`` file. ``out``: a ``.ckpt``
+    file, or a run folder that receives ``checkpoints/last.ckpt`` and ``config.yaml``
+    (default ``runs/imported/<source folder name>``). Networks without a file keep their
+    random initialization; the checkpoint's ``spadelab_import["loaded"]`` lists the others.
+    ``ngf``, ``ndf``, ``crop_size`` and ``encoder_input_size`` are the official options of the
+    run (defaults: the paper's); ``overrides`` are extra Hydra overrides for the stored config.
+    """
+    return convert_official(
+        source,
+        dataset,
+        use_vae,
+        out,
+        ngf=ngf,
+        ndf=ndf,
+        crop_size=crop_size,
+        encoder_input_size=encoder_input_size,
+        overrides=overrides,
+        overwrite=overwrite,
+        check_opt=check_opt,
+    ).checkpoint
+
+
+def convert_official(
+    source: Path,
+    dataset: str,
+    use_vae: bool = False,
+    out: Path | None = None,
+    *,
+    ngf: int = 64,
+    ndf: int = 64,
+    crop_size: int | None = None,
+    encoder_input_size: int = 256,
+    overrides: Sequence[str] = (),
+    overwrite: bool = False,
+    check_opt: bool = True,
+) -> ImportResult:
+    """:func:`import_official`, also telling which networks were loaded."""
+    from spadelab.module import SemanticSynthesis  # Lightning and the nets: only when needed
+
+    spec = _check_dataset(dataset)
+    files = find_official_files(Path(source))
+    crop = spec.crop_size if crop_size is None else int(crop_size)
+    ckpt_path, run_dir = _checkpoint_path(default_out(files) if out is None else Path(out))
+    if ckpt_path.exists() and not overwrite:
+        raise FileExistsError(
+            f"{ckpt_path} already exists; pass --force to replace it or another --out"
+        )
+    generator_file = files["G"]
+    assert generator_file is not None
+    opt_file = generator_file.parent / "opt.txt"
+    if check_opt and opt_file.is_file():
+        check_official_options(opt_file, dataset, use_vae, ngf, crop)
+
+    cfg = official_config(
+        dataset,
+        use_vae,
+        ngf=ngf,
+        ndf=ndf,
+        crop_size=crop_size,
+        encoder_input_size=encoder_input_size,
+        overrides=overrides,
+        run_dir=run_dir,
+    )
+    module = SemanticSynthesis(cfg)
+    nets: dict[str, nn.Module | None] = {
+        "G": module.generator,
+        "D": module.discriminator,
+        "E": module.encoder,
+    }
+    setting = (
+        f"--dataset {dataset}{' --use-vae' if use_vae else ''} --ngf {ngf} --crop-size {crop}"
+    )
+    loaded = []
+    for role in ROLES:
+        path, net = files[role], nets[role]
+        if path is None or net is None:
+            continue  # E without --use-vae: the generator check already enforces the VAE choice
+        state = load_official_state_dict(path)
+        check_state_dict(net, state, path, role, setting)
+        net.load_state_dict(state, strict=True)
+        loaded.append(role)
+        del state
+
+    checkpoint = {
+        "state_dict": module.state_dict(),
+        "hyper_parameters": {"cfg": cfg},
+        "pytorch-lightning_version": pl.__version__,
+        "epoch": 0,
+        "global_step": 0,
+        "spadelab_import": {
+            "source": str(Path(source).expanduser().resolve()),
+            "dataset": dataset,
+            "use_vae": bool(use_vae),
+            "files": {role: str(p.resolve()) if p else None for role, p in files.items()},
+            "loaded": loaded,
+        },
+    }
+    ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = ckpt_path.with_name(ckpt_path.name + ".tmp")
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, ckpt_path)  # a crash never leaves half a checkpoint behind
+    if ckpt_path.parent.name == "checkpoints" and ckpt_path.parent.parent == run_dir:
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    built = [role for role in ROLES if nets[role] is not None]
+    return ImportResult(
+        ckpt_path, tuple(loaded), tuple(role for role in built if role not in loaded)
+    )
+
+
+# ---- command line -------------------------------------------------------------------------------
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # One line instead of usage + message; cli() prints it and returns 2.
+        raise ValueError(f"{message} (see spadelab import-official --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="spadelab import-official",
+        description=(
+            "Convert an official NVlabs/SPADE checkpoint (latest_net_G.pth, and _D/_E when "
+            "present) into a spadelab Lightning checkpoint."
+        ),
+        epilog=(
+            "Trailing KEY=VALUE arguments are Hydra overrides stored in the checkpoint's "
+            "config, e.g. data.dataset.root=/data/ADEChallengeData2016."
+        ),
+    )
+    parser.add_argument("source", type=Path, help="checkpoint folder or *_net_G.pth file")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides (KEY=VALUE)")
+    parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    parser.add_argument("--use-vae", action="store_true", help="the run used --use_vae")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="a .ckpt file or a run folder (default: runs/imported/<source folder name>)",
+    )
+    parser.add_argument("--ngf", type=int, default=64, help="official --ngf (default 64)")
+    parser.add_argument("--ndf", type=int, default=64, help="official --ndf (default 64)")
+    parser.add_argument(
+        "--crop-size", type=int, default=None, help="official --crop_size (default per dataset)"
+    )
+    parser.add_argument(
+        "--encoder-input-size",
+        type=int,
+        default=256,
+        help="size the VAE encoder resizes images to (official: 256)",
+    )
+    parser.add_argument("--force", action="store_true", help="replace an existing checkpoint")
+    parser.add_argument(
+        "--ignore-opt", action="store_true", help="do not check the folder's opt.txt"
+    )
+    return parser
+
+
+def cli(argv: list[str]) -> int:
+    from spadelab.runtime import describe_error, is_user_error
+
+    try:
+        args = build_parser().parse_intermixed_args(argv)
+        result = convert_official(
+            args.source,
+            args.dataset,
+            args.use_vae,
+            args.out,
+            ngf=args.ngf,
+            ndf=args.ndf,
+            crop_size=args.crop_size,
+            encoder_input_size=args.encoder_input_size,
+            overrides=args.overrides,
+            overwrite=args.force,
+            check_opt=not args.ignore_opt,
+        )
+    except SystemExit as exit_:  # --help
+        return exit_.code if isinstance(exit_.code, int) else 0
+    except Exception as error:  # noqa: BLE001 - bad input is one line; bugs keep a traceback
+        if not (is_user_error(error) or isinstance(error, FileExistsError)):
+            raise
+        print(f"spadelab import-official: error: {describe_error(error)}", file=sys.stderr)
+        return 2
+    loaded = ", ".join(ROLE_NAMES[r] for r in result.loaded)
+    note = (
+        f"; no file, random init: {', '.join(ROLE_NAMES[r] for r in result.random)}"
+        if result.random
+        else ""
+    )
+    print(f"wrote {result.checkpoint} (loaded {loaded}{note})")
+    return 0
+
+
+def main() -> int:
+    return cli(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

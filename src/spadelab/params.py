@@ -1,0 +1,144 @@
+"""``spadelab params``: generator parameter counts of the paper's rows, next to the paper's.
+
+Counted at the paper's COCO-Stuff setting (182 labels + don't-care + instance edge = 184 input
+channels, 256x256, ngf 64) on the meta device, so even the 238M networks cost no memory.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import torch
+from omegaconf import OmegaConf
+
+from spadelab.builders import build_generator
+from spadelab.config import compose_config
+from spadelab.nets.build import count_parameters
+
+COCO_SETTING = (
+    "scale=paper",
+    "data.label_nc=182",
+    "data.contain_dontcare_label=true",
+    "data.use_instance=true",
+    "data.crop_size=256",
+    "data.aspect_ratio=1.0",
+    "data.preprocess_mode=resize_and_crop",
+)
+
+
+@dataclass(frozen=True)
+class ParamRow:
+    table: str
+    label: str
+    overrides: tuple[str, ...]
+    paper_millions: float
+    tolerance: float | None  # relative; None = no target (the paper's description is loose)
+
+
+ROWS = (
+    ParamRow("3", "decoder w/ SPADE", ("model=spade_decoder",), 96, 0.02),
+    ParamRow(
+        "3",
+        "compact decoder w/ SPADE",
+        ("model=spade_decoder", "model.generator.width_multiplier=0.75"),
+        61,
+        0.02,
+    ),
+    ParamRow("3", "decoder w/ Concat", ("model=spade_decoder", "modulation=concat"), 79, None),
+    ParamRow("3", "pix2pixHD++ w/ SPADE", ("model=pix2pixhd_pp", "modulation=spade"), 237, None),
+    ParamRow("3", "pix2pixHD++ w/ Concat", ("model=pix2pixhd_pp", "modulation=concat"), 195, None),
+    ParamRow("3", "pix2pixHD++", ("model=pix2pixhd_pp",), 183, 0.03),
+    ParamRow(
+        "3",
+        "compact pix2pixHD++",
+        ("model=pix2pixhd_pp", "model.generator.width_multiplier=0.75"),
+        103,
+        0.03,
+    ),
+    ParamRow("3", "pix2pixHD", ("model=pix2pixhd",), 183, 0.03),
+    ParamRow(
+        "4",
+        "capacity 141M",
+        ("model=spade_decoder", "model.generator.width_multiplier=1.25"),
+        141,
+        0.02,
+    ),
+    ParamRow("4", "capacity 96M", ("model=spade_decoder",), 96, 0.02),
+    ParamRow(
+        "4",
+        "capacity 61M",
+        ("model=spade_decoder", "model.generator.width_multiplier=0.75"),
+        61,
+        0.02,
+    ),
+)
+
+
+def generator_parameters(overrides: tuple[str, ...] | list[str]) -> int:
+    cfg = compose_config("train", ["run_dir=.", *overrides])
+    with torch.device("meta"):
+        generator = build_generator(OmegaConf.to_container(cfg, resolve=True))
+    return count_parameters(generator)
+
+
+def table(rows: tuple[ParamRow, ...] = ROWS, extra: tuple[str, ...] = ()) -> list[dict]:
+    results = []
+    for row in rows:
+        ours = generator_parameters([*COCO_SETTING, *row.overrides, *extra]) / 1e6
+        gap = ours / row.paper_millions - 1
+        results.append(
+            {
+                "table": row.table,
+                "row": row.label,
+                "ours_m": ours,
+                "paper_m": row.paper_millions,
+                "gap": gap,
+                "tolerance": row.tolerance,
+                "ok": None if row.tolerance is None else abs(gap) <= row.tolerance,
+            }
+        )
+    return results
+
+
+def format_table(results: list[dict]) -> str:
+    lines = [
+        "| table | generator | ours (M) | paper (M) | gap | target |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for r in results:
+        target = "-" if r["tolerance"] is None else f"±{r['tolerance']:.0%}"
+        status = "" if r["ok"] is None else (" ok" if r["ok"] else " MISSED")
+        lines.append(
+            f"| {r['table']} | {r['row']} | {r['ours_m']:.1f} | {r['paper_m']:.0f} "
+            f"| {r['gap']:+.1%} | {target}{status} |"
+        )
+    return "\n".join(lines)
+
+
+HYDRA_APP = False
+
+
+def cli(argv: list[str]) -> int:
+    if argv:
+        # Any Hydra overrides: one count for that composition at the COCO-Stuff setting.
+        try:
+            count = generator_parameters([*COCO_SETTING, *argv])
+        except Exception as error:  # noqa: BLE001
+            from spadelab.runtime import describe_error
+
+            print(f"spadelab params: error: {describe_error(error)}", file=sys.stderr)
+            return 2
+        print(f"generator parameters ({' '.join(argv)}): {count / 1e6:.2f}M")
+        return 0
+    print("Generator parameters at the paper's COCO-Stuff setting (184 input channels, 256x256)")
+    print(format_table(table()))
+    return 0
+
+
+def main() -> int:
+    return cli(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
