@@ -141,6 +141,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "data": datamodule.name,
         "scale": module.cfg.get("scale", {}).get("name"),
         "image_size": list(datamodule.image_size),
+        "generator_params": sum(p.numel() for p in module.generator.parameters()),
         "resolution_mode": cfg.eval.resolution_mode,
         **segmenter_info,
     }

@@ -247,6 +247,14 @@ def find_official_files(source: Path) -> dict[str, Path | None]:
     return files
 
 
+def _load_error_detail(error: Exception) -> str:
+    """The cause inside torch's long weights-only message, else the message's first line."""
+    text = str(error)
+    match = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", text, re.DOTALL)
+    detail = match[1] if match else (text.strip().splitlines() or [""])[0]
+    return " ".join(detail.split())[:200]
+
+
 def load_official_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from an official file: ``weights_only`` load, ``module.`` stripped, renamed.
 
@@ -257,11 +265,10 @@ def load_official_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - re-raised naming the file
-        message = " ".join(str(error).split())[:300]
         raise ValueError(
-            f"{path} cannot be read as a state dict with torch.load(weights_only=True) "
-            f"({type(error).__name__}: {message}); re-save it with "
-            "torch.save(net.state_dict(), path)"
+            f"{path} cannot be read with torch.load(weights_only=True) "
+            f"({type(error).__name__}: {_load_error_detail(error)}); pass an official "
+            "latest_net_*.pth, or re-save the network with torch.save(net.state_dict(), path)"
         ) from error
     if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
         loaded = loaded["state_dict"]  # re-saves that wrap the state dict
@@ -295,10 +302,14 @@ def _shape(t: torch.Tensor) -> str:
 def _mismatch_hint(
     role: str, ours: Mapping[str, torch.Tensor], theirs: Mapping[str, torch.Tensor]
 ) -> str:
-    """A likely cause of a G mismatch, read off the shapes that tell the options apart."""
-    if role != "G":
-        return ""
+    """A likely cause of a mismatch, read off the shapes that tell the options apart."""
     hints = []
+    if role == "D":
+        first = "discriminator_0.model0.0.weight"
+        if first in ours and first in theirs and theirs[first].shape[0] != ours[first].shape[0]:
+            hints.append(f"its first layer has {theirs[first].shape[0]} channels: pass --ndf")
+    if role != "G":
+        return "; ".join(hints)
     fc_ours, fc_theirs = ours.get("fc.weight"), theirs.get("fc.weight")
     if fc_ours is not None and fc_theirs is not None:
         if fc_theirs.dim() != fc_ours.dim():
@@ -315,6 +326,16 @@ def _mismatch_hint(
     img_ours, img_theirs = ours.get("conv_img.weight"), theirs.get("conv_img.weight")
     if img_ours is not None and img_theirs is not None and img_theirs.shape != img_ours.shape:
         hints.append(f"its last layer has {img_theirs.shape[1]} channels: pass --ngf to match")
+    elif (
+        fc_ours is not None
+        and fc_theirs is not None
+        and fc_theirs.dim() == fc_ours.dim() == 2
+        and fc_theirs.shape != fc_ours.shape
+    ):
+        hints.append(
+            "its first layer starts from another latent size: check --crop-size (and "
+            "--dataset, whose aspect ratio sets the latent shape)"
+        )
     return "; ".join(hints)
 
 
@@ -349,7 +370,7 @@ def check_state_dict(
     raise ValueError(
         f"{path} does not match the spadelab {ROLE_NAMES[role]} for {setting}: "
         f"{'; '.join(problems)}; "
-        f"{hint or 'check --dataset, --use-vae, --ngf and --crop-size against the run that saved it'}"
+        f"{hint or 'check --dataset, --use-vae, --ngf, --ndf, --crop-size and --encoder-input-size against the run that saved it'}"
     )
 
 
@@ -521,9 +542,9 @@ def convert_official(
         "D": module.discriminator,
         "E": module.encoder,
     }
-    setting = (
-        f"--dataset {dataset}{' --use-vae' if use_vae else ''} --ngf {ngf} --crop-size {crop}"
-    )
+    setting = f"--dataset {dataset} --ngf {ngf} --ndf {ndf} --crop-size {crop}"
+    if use_vae:
+        setting += f" --use-vae --encoder-input-size {encoder_input_size}"
     loaded = []
     for role in ROLES:
         path, net = files[role], nets[role]
@@ -581,7 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("source", type=Path, help="checkpoint folder or *_net_G.pth file")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides (KEY=VALUE)")
+    parser.add_argument("overrides", nargs="*", default=[], help="Hydra overrides (KEY=VALUE)")
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     parser.add_argument("--use-vae", action="store_true", help="the run used --use_vae")
     parser.add_argument(

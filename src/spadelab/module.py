@@ -200,6 +200,8 @@ class SemanticSynthesis(pl.LightningModule):
         opt_d.step()
         self.untoggle_optimizer(opt_d)
 
+        # The learning rates this iteration used (the schedulers step to the next one below).
+        lr_g, lr_d = opt_g.param_groups[0]["lr"], opt_d.param_groups[0]["lr"]
         for scheduler in self.lr_schedulers():
             scheduler.step()
         if self.ema_decay is not None:
@@ -209,8 +211,8 @@ class SemanticSynthesis(pl.LightningModule):
         logs.update({f"loss/d_{k}": v.detach() for k, v in d_terms.items()})
         logs["loss/g_total"] = g_total.detach()
         logs["loss/d_total"] = d_total.detach()
-        logs["lr/g"] = opt_g.param_groups[0]["lr"]
-        logs["lr/d"] = opt_d.param_groups[0]["lr"]
+        logs["lr/g"] = lr_g
+        logs["lr/d"] = lr_d
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=real.shape[0])
         self.log("g", g_total.detach(), prog_bar=True, on_step=True, batch_size=real.shape[0])
         self.log("d", d_total.detach(), prog_bar=True, on_step=True, batch_size=real.shape[0])
@@ -271,7 +273,8 @@ class SemanticSynthesis(pl.LightningModule):
             g_params += list(self.encoder.parameters())
         opt_g = torch.optim.Adam(g_params, lr=float(o["lr_g"]), betas=betas)
         opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=float(o["lr_d"]), betas=betas)
-        max_epochs = float(self.trainer.max_epochs or 1) if self.trainer else 1.0
+        trainer = self._trainer
+        max_epochs = float(trainer.max_epochs or 1) if trainer is not None else 1.0
         decay_start = float(o.get("decay_start_epoch", max_epochs))
 
         def factor(step: int) -> float:
@@ -281,12 +284,19 @@ class SemanticSynthesis(pl.LightningModule):
         return [opt_g, opt_d], [{"scheduler": s, "interval": "step"} for s in schedulers]
 
     def _steps_per_epoch(self) -> int:
+        """Training batches per epoch, known once the trainer has set up its train loader.
+
+        ``configure_optimizers`` runs before that (``num_training_batches`` is still ``inf``)
+        and ``LambdaLR`` evaluates the factor of step 0 there: that value (epoch 0) does not
+        depend on the count, so an unknown count is used for it but never cached.
+        """
         if self.steps_per_epoch is None:
-            trainer = self.trainer
-            batches = trainer.num_training_batches if trainer is not None else 1
-            if not isinstance(batches, int) or batches <= 0:
-                batches = 1
-            self.steps_per_epoch = batches
+            trainer = self._trainer
+            batches = trainer.num_training_batches if trainer is not None else None
+            if isinstance(batches, int) and batches > 0:
+                self.steps_per_epoch = batches
+            else:
+                return 1
         return self.steps_per_epoch
 
     # ---- exact resume -----------------------------------------------------------------

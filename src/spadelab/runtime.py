@@ -59,9 +59,11 @@ def _check_signature(fn: Callable, cfg: Any, path: str) -> None:
         return
     params = signature.parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        # Classes that forward **kwargs (e.g. UnpoolSPADEGenerator) are checked through their base.
+        # Our classes that forward **kwargs (e.g. UnpoolSPADEGenerator) are checked through their
+        # base. Third-party ones may forward them anywhere (WandbLogger: to wandb.init, so
+        # group/tags/job_type are valid): they are not checked.
         bases = getattr(fn, "__mro__", ())[1:2]
-        if not bases:
+        if not bases or not str(getattr(fn, "__module__", "")).startswith("spadelab."):
             return
         params = {**inspect.signature(bases[0]).parameters, **params}
     valid = {name for name in params if name not in ("self", "args", "kwargs")}

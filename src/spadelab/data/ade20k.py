@@ -8,10 +8,11 @@ On-disk layout, as downloaded::
 
 Annotations are 8-bit PNGs with values 0..150 where 0 is "other" (unlabelled). By default the
 values are kept as they are: ``label_nc=151`` with channel 0 = "other" and mIoU ignoring 0
-(``eval_ignore_index: 0``). The official SPADE code also feeds 151 one-hot channels but in a
-different order: it shifts the classes to 0..149 and moves "other" to the last channel (150, its
-don't-care channel). ``other_last=True`` reproduces that order, which official checkpoints need;
-set ``data.label_nc=150 data.contain_dontcare_label=true data.eval_ignore_index=150`` with it.
+(``eval_ignore_index: 0``). That is the order the official SPADE networks were trained with:
+the official ADE20K dataset defines a ``postprocess`` that shifts the classes to 0..149 and moves
+"other" last, but ``Pix2pixDataset.__getitem__`` discards its result. ``other_last=True`` gives
+that intended-but-unused order (with ``data.label_nc=150 data.contain_dontcare_label=true
+data.eval_ignore_index=150``); official checkpoints need the default.
 
 Subsets, all by the same class:
 
@@ -182,7 +183,7 @@ class ADE20K(PairedFileDataset):
       min_keep_classes / min_keep_fraction: keep only images where at least this many kept
         classes appear / kept classes cover this fraction of pixels. This reads every
         candidate label once; ``selection_cache`` (a JSON path) stores the result.
-      other_last: the official SPADE channel order (see the module docstring).
+      other_last: classes 0..149 with "other" last (see the module docstring).
     """
 
     name = "ade20k"
@@ -239,7 +240,7 @@ class ADE20K(PairedFileDataset):
                 )
             self.kept = None
         if other_last:
-            # Official SPADE order: classes 1..K -> 0..K-1, "other" -> K (its don't-care channel).
+            # Classes 1..K -> 0..K-1, "other" -> K (the don't-care channel).
             classes = self.label_nc - 1
             self.lut = np.where(self.lut == 0, classes, self.lut - 1)
             names = [*names[1:], names[0]]

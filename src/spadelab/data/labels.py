@@ -10,8 +10,8 @@ Conventions (shared by every loader):
 - ``instance``: int64 tensor (1, H, W) of instance ids (0 where the dataset has none).
 - ``eval_ignore_index``: the label value the segmentation metrics ignore (None = none ignored).
 
-ADE20K keeps the official layout: 151 channels where channel 0 is "other" (ignored by mIoU)
-and 1-150 are the classes, so official checkpoints load unchanged.
+ADE20K keeps the layout the official networks were trained with: 151 channels where channel 0
+is "other" (ignored by mIoU) and 1-150 are the classes, so official checkpoints load unchanged.
 """
 
 from __future__ import annotations

@@ -23,9 +23,12 @@ class ConvEncoder(nn.Module):
         self, ngf: int = 64, z_dim: int = 256, input_size: int = 256, spectral_norm: bool = True
     ) -> None:
         super().__init__()
-        num_layers = int(round(math.log2(input_size / 4)))
+        num_layers = int(round(math.log2(input_size / 4))) if input_size >= 8 else 0
         if input_size < 8 or 4 * 2**num_layers != input_size:
-            raise ValueError(f"model.encoder.input_size={input_size} must be a power of two >= 8")
+            raise ValueError(
+                f"encoder.input_size={input_size} (scale.encoder_input_size) must be a power of "
+                "two >= 8"
+            )
         self.input_size = input_size
         self.z_dim = z_dim
         channels = [3] + [ngf * min(2**i, 8) for i in range(num_layers)]

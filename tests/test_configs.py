@@ -1,0 +1,210 @@
+"""Every config file composes and instantiates; bad choices and keys fail naming the setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.errors import HydraException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from spadelab import builders
+from spadelab.config import CONF_DIR
+from spadelab.runtime import ConfigError, describe_error, validate_targets
+
+GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
+CHOICES = [
+    (group, path.stem) for group in GROUPS for path in sorted((CONF_DIR / group).glob("*.yaml"))
+]
+PRIMARY = sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
+
+# Mandatory values (???) a user has to give for some choices; placeholders are enough to compose.
+REQUIRED = {
+    ("data", "folder"): ["data.dataset.root=/nonexistent", "data.label_nc=4"],
+}
+DATASET_ROOT = "data.dataset.root=/nonexistent"
+
+
+def _overrides(group: str, choice: str) -> list[str]:
+    overrides = [f"{group}={choice}"]
+    if group != "scale":
+        overrides.append("scale=smoke")
+    if group == "data":
+        # The data configs' own crop sizes are replaced by scale=smoke's 32; 64 keeps every
+        # aspect ratio (Cityscapes 2:1) divisible by the generator's 2^5.
+        overrides.append("data.crop_size=64")
+        overrides += REQUIRED.get((group, choice), [DATASET_ROOT] if choice != "synthetic" else [])
+    return overrides
+
+
+def test_every_group_is_covered() -> None:
+    assert {"norm", "modulation", "model", "encoder", "loss", "optim", "scale", "trainer"} <= set(
+        GROUPS
+    )
+    assert {"logger", "callbacks", "data"} <= set(GROUPS)
+    assert len(CHOICES) >= 30
+    assert "train" in PRIMARY
+
+
+@pytest.mark.parametrize(("group", "choice"), CHOICES, ids=[f"{g}={c}" for g, c in CHOICES])
+def test_every_config_file_composes_and_instantiates(
+    compose_train, tmp_path: Path, monkeypatch, group: str, choice: str
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    cfg = compose_train(*_overrides(group, choice))
+    validate_targets(cfg)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+
+    # Norm and modulation: partial factories that build a layer.
+    norm = instantiate(cfg.norm)
+    layer = instantiate(cfg.modulation)(num_features=4, label_nc=3, param_free_norm=norm)
+    x = torch.randn(2, 4, 8, 8)
+    assert layer(x, torch.ones(2, 3, 8, 8)).shape == x.shape
+
+    if cfg.scale.name == "smoke":
+        generator = builders.build_generator(plain)
+        discriminator = builders.build_discriminator(plain)
+        encoder = builders.build_encoder(plain)
+        semantic_nc = builders.label_spec(plain["data"]).semantic_nc
+        assert generator.semantic_nc == semantic_nc
+        assert discriminator.input_nc == semantic_nc + 3
+        if encoder is not None:
+            assert plain["model"]["generator"]["input"] == "noise"
+        datamodule = instantiate(cfg.data)
+        assert datamodule is not None
+
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    assert len(loggers) == len([c for c in (cfg.get("logger") or {}).values() if c])
+    trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        default_root_dir=str(tmp_path),
+        max_epochs=1,
+    )
+    assert trainer.max_epochs == 1
+    # The loss and optimizer groups are plain numbers read by the module.
+    assert plain["loss"]["gan_mode"] in {"hinge", "ls", "original"}
+    assert plain["optim"]["lr_g"] > 0 and plain["optim"]["lr_d"] > 0
+
+
+@pytest.mark.parametrize("choice", [c for g, c in CHOICES if g == "data"])
+def test_data_tool_composes_with_every_data_choice(compose_train, choice: str) -> None:
+    overrides = [f"data={choice}", *REQUIRED.get(("data", choice), [])]
+    if choice not in ("synthetic", "folder"):
+        overrides.append(DATASET_ROOT)
+    validate_targets(compose_train(*overrides, config_name="data_tool"))
+
+
+# --- What the presets promise ------------------------------------------------------------------
+
+
+def test_default_training_config(compose_train) -> None:
+    cfg = compose_train()
+    assert cfg.norm._target_.endswith("param_free.syncbatch")
+    assert cfg.modulation._target_.endswith("modulation.SPADE")
+    assert cfg.model.name == "spade_decoder" and cfg.encoder is None
+    assert cfg.model.generator.input == "segmap"
+
+
+def test_pix2pixhd_preset(compose_train) -> None:
+    cfg = compose_train("model=pix2pixhd")
+    assert cfg.norm._target_.endswith("param_free.instance")
+    assert cfg.modulation._target_.endswith("modulation.Affine")
+    assert cfg.loss.gan_mode == "ls" and not cfg.model.generator.spectral_norm
+    # A command-line choice beats the preset's.
+    assert compose_train("model=pix2pixhd", "norm=batch").norm._target_.endswith(".batch")
+
+
+def test_encoder_vae_switches_the_generator_to_noise(compose_train) -> None:
+    cfg = compose_train("encoder=vae")
+    assert cfg.encoder._target_.endswith("ConvEncoder")
+    assert cfg.model.generator.input == "noise"
+
+
+def test_reduced_gaugan_preset(compose_train) -> None:
+    cfg = compose_train("model=reduced_gaugan")
+    assert cfg.norm._target_.endswith("param_free.batch")
+    assert cfg.modulation._target_.endswith("modulation.SPADE")
+    assert cfg.encoder is None
+    assert builders.image_size(OmegaConf.to_container(cfg.data, resolve=True)) == (96, 128)
+    assert cfg.loss.lambda_feat == 0
+
+
+def test_unpool_vaegan_preset(compose_train) -> None:
+    cfg = compose_train("model=unpool_vaegan")
+    assert cfg.encoder._target_.endswith("ConvEncoder")
+    assert cfg.model.generator.input == "noise"
+    assert cfg.loss.lambda_kld > 0
+
+
+# --- Errors that name the setting --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("norm=batchh", ["batch", "instance", "syncbatch", "switchable"]),
+        ("scale=hueg", ["smoke", "cpu", "paper"]),
+        ("model=foo", ["spade_decoder", "pix2pixhd", "unpool_vaegan"]),
+        ("modulation=spaed", ["spade", "concat", "affine"]),
+    ],
+)
+def test_unknown_choice_lists_the_valid_ones(compose_train, override: str, expected: list[str]):
+    with pytest.raises(HydraException) as info:
+        compose_train(override)
+    message = str(info.value)
+    assert override.split("=")[1] in message
+    for choice in expected:
+        assert choice in message
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("+model.generator.ngff=3", "model.generator.ngff"),
+        ("+model.discriminator.n_layer=5", "model.discriminator.n_layer"),
+        ("+norm.epsilon=1e-3", "norm.epsilon"),
+        ("+modulation.kernel=3", "modulation.kernel"),
+        ("+encoder.zdim=8", "encoder.zdim"),
+    ],
+)
+def test_unknown_key_fails_validation_naming_it(compose_train, override: str, key: str) -> None:
+    overrides = [override] + (["encoder=vae"] if key.startswith("encoder") else [])
+    cfg = compose_train(*overrides)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate_targets(cfg)
+
+
+def test_unknown_key_without_plus_is_refused_by_hydra(compose_train) -> None:
+    with pytest.raises(HydraException, match="ngff"):
+        compose_train("model.generator.ngff=3")
+
+
+def _build_error(cfg: DictConfig) -> str:
+    with pytest.raises(Exception) as info:  # noqa: B017 - Hydra may wrap the ValueError
+        builders.build_generator(OmegaConf.to_container(cfg, resolve=True))
+    return describe_error(info.value)
+
+
+def test_bad_ngf_names_the_setting(compose_train) -> None:
+    message = _build_error(compose_train("scale=smoke", "model.generator.ngf=-1"))
+    assert "model.generator.ngf=-1" in message
+
+
+def test_bad_width_multiplier_names_the_setting(compose_train) -> None:
+    message = _build_error(compose_train("scale=smoke", "model.generator.width_multiplier=0"))
+    assert "model.generator.width_multiplier=0" in message
+
+
+def test_bad_label_nc_names_the_setting(compose_train) -> None:
+    message = _build_error(compose_train("scale=smoke", "data.label_nc=0"))
+    assert "data.label_nc" in message and "label_nc=0" in message
+
+
+def test_bad_crop_size_names_the_setting(compose_train) -> None:
+    message = _build_error(compose_train("scale=smoke", "data.crop_size=48"))
+    assert "data.crop_size" in message and "num_upsampling_layers" in message
