@@ -54,3 +54,6 @@ clean: ## remove run outputs (keeps .venv)
 	rm -rf runs multirun outputs bench.json
 
 .PHONY: help install test test-fast lint format params demo bench clean
+
+# Results tables: make table4 SCALE=smoke|cpu|paper DATA=... LOGGER=csv|wandb LAUNCHER=...
+-include mk/tables.mk

@@ -208,3 +208,18 @@ def test_bad_label_nc_names_the_setting(compose_train) -> None:
 def test_bad_crop_size_names_the_setting(compose_train) -> None:
     message = _build_error(compose_train("scale=smoke", "data.crop_size=48"))
     assert "data.crop_size" in message and "num_upsampling_layers" in message
+
+
+@pytest.mark.parametrize(
+    "norm", ["batch", "syncbatch", "instance", "switchable", "switchable_inln", "none"]
+)
+@pytest.mark.parametrize("model", ["spade_decoder", "pix2pixhd"])
+def test_smoke_scale_runs_every_norm(compose_train, label_map, model: str, norm: str) -> None:
+    """The CI scale must run every row of the norm ablation, including instance norm."""
+    cfg = OmegaConf.to_container(
+        compose_train("scale=smoke", f"model={model}", f"norm={norm}"), resolve=True
+    )
+    generator = builders.build_generator(cfg)
+    height, width = builders.image_size(cfg["data"])
+    out = generator(label_map(2, generator.semantic_nc, height, width))
+    assert out.shape == (2, 3, height, width)

@@ -106,9 +106,6 @@ def bench(overrides: list[str], iterations: int = 20, warmup: int = 3) -> dict:
     }
 
 
-HYDRA_APP = False
-
-
 def cli(argv: list[str]) -> int:
     iterations = 20
     overrides = []

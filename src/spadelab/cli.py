@@ -36,9 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spadelab: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[command][0])
-    # Hydra apps read sys.argv; non-Hydra commands take their arguments explicitly.
-    sys.argv = [f"spadelab {command}", *rest]
-    result = module.main() if getattr(module, "HYDRA_APP", True) else module.cli(rest)
+    if hasattr(module, "cli"):
+        result = module.cli(rest)
+    else:
+        # Hydra apps read their overrides from sys.argv.
+        sys.argv = [f"spadelab {command}", *rest]
+        result = module.main()
     return result if isinstance(result, int) else 0
 
 

@@ -116,9 +116,6 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-HYDRA_APP = False
-
-
 def cli(argv: list[str]) -> int:
     if argv:
         # Any Hydra overrides: one count for that composition at the COCO-Stuff setting.

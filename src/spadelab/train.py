@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import os
 from pathlib import Path
@@ -76,6 +78,43 @@ def finish_wandb(loggers: list[Any], failed: bool) -> None:
                 wandb.finish(exit_code=1 if failed else 0)
 
 
+def csv_histories(loggers: list[Any]) -> dict[Path, str]:
+    """The metrics.csv files of CSV loggers as they are before a resumed fit.
+
+    Lightning's CSVLogger deletes an existing metrics.csv when it starts writing, so resuming
+    a run (``ckpt_path=auto``/``last``) would lose the curves logged before the checkpoint.
+    """
+    histories = {}
+    for logger in loggers:
+        if type(logger).__name__ == "CSVLogger":
+            path = Path(logger.log_dir) / "metrics.csv"
+            if path.is_file():
+                histories[path] = path.read_text()
+    return histories
+
+
+def restore_csv_histories(histories: dict[Path, str]) -> None:
+    """Put the rows logged before the resume back in front of the resumed run's rows.
+
+    Rows of the old file at or after the resumed run's first step (logged after the checkpoint
+    by the interrupted run) are dropped: the resumed run logged those steps again.
+    """
+    for path, old_text in histories.items():
+        old_rows = list(csv.DictReader(io.StringIO(old_text)))
+        new_rows = list(csv.DictReader(path.open(newline=""))) if path.is_file() else []
+        steps = [int(float(row["step"])) for row in new_rows if row.get("step")]
+        if steps:
+            first = min(steps)
+            old_rows = [r for r in old_rows if r.get("step") and int(float(r["step"])) < first]
+        keys = sorted({key for row in old_rows + new_rows for key in row})
+        tmp = path.with_suffix(".csv.tmp")
+        with tmp.open("w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(old_rows + new_rows)
+        os.replace(tmp, path)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit one run; returns its final metrics. The run dir holds config, checkpoints, samples."""
     run_dir = Path(str(cfg.run_dir))
@@ -99,12 +138,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logger=loggers or False,
         default_root_dir=str(run_dir),
     )
+    histories = csv_histories(loggers) if ckpt is not None else {}
     failed = True
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
         failed = False
     finally:
         finish_wandb(loggers, failed)
+        restore_csv_histories(histories)
     summary = {
         "run_dir": str(run_dir),
         "global_step": trainer.global_step,

@@ -168,6 +168,22 @@ def test_cityscapes_geometry(compose_train, upsamplings: str, latent: tuple[int,
     assert (net.sh * 2**net.num_up, net.sw * 2**net.num_up) == (256, 512)
 
 
+def test_cityscapes_at_paper_scale_uses_one_more_upsampling(compose_train) -> None:
+    cfg = OmegaConf.to_container(
+        compose_train(
+            "data=cityscapes",
+            "scale=paper",
+            "data.dataset.root=/nonexistent",
+            "model.generator.ngf=2",  # the paper's geometry, a cheap width
+            "modulation=affine",
+        ),
+        resolve=True,
+    )
+    assert cfg["model"]["generator"]["num_upsampling_layers"] == "more"
+    net = builders.build_generator(cfg)
+    assert (net.sh, net.sw) == (4, 8)
+
+
 @pytest.mark.parametrize(
     ("upsamplings", "size", "num_up"), [("normal", 32, 5), ("more", 64, 6), ("most", 128, 7)]
 )

@@ -249,3 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def cli(argv: Sequence[str]) -> int:
+    """Entry for ``spadelab data ...`` (the dispatcher passes the words after ``data``)."""
+    return main(list(argv))
