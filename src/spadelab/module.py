@@ -239,7 +239,12 @@ class SemanticSynthesis(pl.LightningModule):
         """
         if self.generator_ema is None:
             return 0
-        norms = [m for m in self.generator_ema.modules() if hasattr(m, "running_mean")]
+        # InstanceNorm has a running_mean attribute too, set to None: no statistics to redo.
+        norms = [
+            m
+            for m in self.generator_ema.modules()
+            if getattr(m, "running_mean", None) is not None
+        ]
         if not norms:
             return 0
         saved = [m.momentum for m in norms]

@@ -159,6 +159,8 @@ def _sync_bn_worker(rank: int, init_file: str, out_dir: str) -> None:
         norm.eval()
         result["eval"] = norm(_input(n=2, seed=300)[rank : rank + 1])
         torch.save(result, Path(out_dir) / f"rank{rank}.pt")
+        # Tear down together: a rank leaving while gloo still talks to it aborts the other.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
