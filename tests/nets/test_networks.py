@@ -58,7 +58,7 @@ def _is_norm(module: nn.Module, norm: str) -> bool:
     if norm == "syncbatch":
         return type(module) is SyncBatchNorm
     if norm == "instance":
-        return type(module) is nn.InstanceNorm2d
+        return isinstance(module, nn.InstanceNorm2d)
     if norm in ("switchable", "switchable_inln"):
         return isinstance(module, SwitchableNorm) and module.use_batch_stats == (
             norm == "switchable"

@@ -73,8 +73,21 @@ def syncbatch(num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> nn
     return SyncBatchNorm(num_features, eps=eps, momentum=momentum, affine=False)
 
 
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """InstanceNorm that also accepts a 1x1 map (small smoke-scale decoders start at 1x1).
+
+    There a sample's only value equals its mean, so the normalized output is exactly 0; torch
+    raises instead.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if input.shape[-2:].numel() == 1:
+            return torch.zeros_like(input)
+        return super().forward(input)
+
+
 def instance(num_features: int, eps: float = 1e-5) -> nn.Module:
-    return nn.InstanceNorm2d(num_features, eps=eps, affine=False, track_running_stats=False)
+    return InstanceNorm2d(num_features, eps=eps, affine=False, track_running_stats=False)
 
 
 def switchable(num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> nn.Module:
