@@ -146,7 +146,9 @@ def test_kl_divergence_closed_form() -> None:
     mu = torch.tensor([[1.0, 0.0, -2.0]])
     logvar = torch.tensor([[0.0, math.log(2.0), math.log(0.5)]])
     # Per element: 0.5 * (mu^2 + var - 1 - log var).
-    expected = 0.5 * (1.0 + 0.0) + 0.5 * (2 - 1 - math.log(2)) + 0.5 * (4 + 0.5 - 1 - math.log(0.5))
+    expected = (
+        0.5 * (1.0 + 0.0) + 0.5 * (2 - 1 - math.log(2)) + 0.5 * (4 + 0.5 - 1 - math.log(0.5))
+    )
     _close(losses.kl_divergence(mu, logvar), expected)
     reference = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum()
     torch.testing.assert_close(losses.kl_divergence(mu, logvar), reference)

@@ -126,13 +126,16 @@ def test_one_generator_forward_per_iteration_and_d_step_sees_that_fake(
 
 
 def test_generator_overfits_one_fixed_batch(tmp_path: Path) -> None:
-    """Feature matching (weight 10) pulls the fakes of a fixed batch towards its real images."""
-    module, datamodule = build(tmp_path, "data.flip=false")
+    """Feature matching (weight 10) pulls the fakes of a fixed batch towards its real images.
+
+    G's learning rate is D's (pix2pixHD's setting) so that 60 iterations are enough.
+    """
+    module, datamodule = build(tmp_path, "data.flip=false", "optim.lr_g=4e-4")
     batch = datamodule.fixed_batch(2)
     (opt_g, opt_d), _ = module.configure_optimizers()
     label_map, real = module.label_map(batch), batch["image"]
     errors = []
-    for _ in range(80):
+    for _ in range(60):
         g_terms, fake = module.generator_losses(label_map, real)
         opt_g.zero_grad(set_to_none=True)
         sum(g_terms.values()).backward()
@@ -144,8 +147,7 @@ def test_generator_overfits_one_fixed_batch(tmp_path: Path) -> None:
         errors.append((fake.detach() - real).abs().mean().item())
         assert all(torch.isfinite(v) for v in [*g_terms.values(), *d_terms.values()])
     early, late = np.mean(errors[:5]), np.mean(errors[-10:])
-    assert late < 0.85 * early, (early, late, errors)
-    print(early, late)
+    assert late < 0.8 * early, (early, late, errors)
 
 
 # ---- EMA ----------------------------------------------------------------------------------
@@ -194,7 +196,9 @@ def test_training_with_ema_keeps_a_separate_average(tmp_path: Path) -> None:
         Path(cfg.run_dir) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True
     )["state_dict"]
     live = {k[len("generator.") :]: v for k, v in state.items() if k.startswith("generator.")}
-    ema = {k[len("generator_ema.") :]: v for k, v in state.items() if k.startswith("generator_ema.")}
+    ema = {
+        k[len("generator_ema.") :]: v for k, v in state.items() if k.startswith("generator_ema.")
+    }
     assert live.keys() == ema.keys()
     weights = [k for k in live if k.endswith(("weight", "weight_orig", "bias"))]
     assert weights

@@ -241,9 +241,7 @@ class SemanticSynthesis(pl.LightningModule):
             return 0
         # InstanceNorm has a running_mean attribute too, set to None: no statistics to redo.
         norms = [
-            m
-            for m in self.generator_ema.modules()
-            if getattr(m, "running_mean", None) is not None
+            m for m in self.generator_ema.modules() if getattr(m, "running_mean", None) is not None
         ]
         if not norms:
             return 0

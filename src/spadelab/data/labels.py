@@ -32,7 +32,7 @@ class LabelSpec:
 
     def __post_init__(self) -> None:
         if self.label_nc < 1:
-            raise ValueError(f"label_nc={self.label_nc} must be >= 1; set data.label_nc")
+            raise ValueError(f"data.label_nc={self.label_nc} must be >= 1 (the number of classes)")
 
     @property
     def semantic_nc(self) -> int:

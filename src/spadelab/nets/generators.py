@@ -24,11 +24,10 @@ from spadelab.nets.blocks import (
 
 def scaled_width(ngf: int, width_multiplier: float) -> int:
     """The base width times the capacity multiplier (Table 4's 141M / 96M / 61M rows)."""
-    if ngf < 1 or width_multiplier <= 0:
-        raise ValueError(
-            f"model.generator.ngf={ngf} must be >= 1 and model.generator.width_multiplier="
-            f"{width_multiplier} must be > 0"
-        )
+    if ngf < 1:
+        raise ValueError(f"model.generator.ngf={ngf} must be >= 1 (the base channel width)")
+    if width_multiplier <= 0:
+        raise ValueError(f"model.generator.width_multiplier={width_multiplier} must be > 0")
     return max(1, round(ngf * width_multiplier))
 
 
