@@ -199,6 +199,38 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path: Path) -> None
     assert rows_a == rows_b
 
 
+def test_crashed_run_resumes_with_ckpt_path_auto(tmp_path: Path, monkeypatch) -> None:
+    """last.ckpt is written after every epoch, not only when training ends."""
+    run_dir = tmp_path / "run"
+    common = [
+        "trainer.max_epochs=3",
+        "data.max_train_samples=4",
+        "callbacks.samples=null",
+        "scale.checkpoint_every_n_epochs=5",  # no numbered copies: last.ckpt alone
+        "ckpt_path=auto",
+    ]
+    original = SemanticSynthesis.training_step
+    calls = []
+
+    def preempted(self: SemanticSynthesis, batch: Any, batch_idx: int) -> None:
+        calls.append(batch_idx)
+        if len(calls) == 4:  # the second iteration of epoch 1
+            raise RuntimeError("preempted")
+        original(self, batch, batch_idx)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SemanticSynthesis, "training_step", preempted)
+        with pytest.raises(RuntimeError, match="preempted"):
+            train(compose(run_dir, *common))
+    checkpoint = load(run_dir / "checkpoints" / "last.ckpt")
+    assert (checkpoint["epoch"], checkpoint["global_step"]) == (0, 4)
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.ckpt"]
+
+    summary = train(compose(run_dir, *common))
+    assert (summary["epochs"], summary["iterations"]) == (3, 6)
+    assert [int(row["step"]) for row in read_metrics(run_dir)] == list(range(6))
+
+
 # ---- checkpoints: which one, and does it fit ---------------------------------------------
 
 

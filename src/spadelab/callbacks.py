@@ -1,4 +1,4 @@
-"""Training callbacks: fixed-batch sample grids."""
+"""Training callbacks: last.ckpt every epoch, fixed-batch sample grids."""
 
 from __future__ import annotations
 
@@ -7,9 +7,34 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 from torchvision.utils import make_grid, save_image
 
 from spadelab.data.labels import colorize
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` at the end of every ``every_n_epochs``-th epoch, overwritten in place.
+
+    What ``ckpt_path=auto`` resumes from, next to a ModelCheckpoint that keeps numbered copies.
+    Two plain ModelCheckpoints cannot do this: ``save_top_k=0, save_last=true`` writes last.ckpt
+    only when a top-k file is written, i.e. once at the end of training, and two unmonitored
+    ModelCheckpoints with the same period share a state key, which the Trainer refuses.
+    """
+
+    def __init__(self, dirpath: str | Path, every_n_epochs: int = 1) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            filename=self.CHECKPOINT_NAME_LAST,
+            save_top_k=1,
+            save_last=False,
+            every_n_epochs=every_n_epochs,
+            enable_version_counter=False,
+        )
+
+    @property
+    def state_key(self) -> str:
+        return f"LastCheckpoint{{'every_n_epochs': {self._every_n_epochs}}}"
 
 
 def label_to_rgb(label: torch.Tensor, palette: Any = None) -> torch.Tensor:

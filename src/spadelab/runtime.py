@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
@@ -118,13 +119,12 @@ def run_command(name: str, fn: Callable[[DictConfig], Any], cfg: DictConfig) -> 
         message = describe_error(error)
         run_dir = cfg.get("run_dir") if isinstance(cfg, DictConfig) else None
         if run_dir:
-            try:
+            # The original error matters more than a failure to record it.
+            with contextlib.suppress(Exception):
                 write_json(
                     Path(str(run_dir)) / "FAILED.json",
                     {"error": message, "traceback": traceback.format_exc()},
                 )
-            except Exception:  # noqa: BLE001 - the original error matters more
-                pass
         if _in_multirun():
             log.error("spadelab %s: run failed: %s", name, message)
             return None

@@ -153,8 +153,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
         "last_checkpoint": str(run_dir / "checkpoints" / "last.ckpt"),
+        # Under DDP every rank returns here; only rank 0 writes files and evaluates.
+        "is_global_zero": trainer.is_global_zero,
     }
-    write_json(run_dir / "train_summary.json", summary)
+    if trainer.is_global_zero:
+        write_json(run_dir / "train_summary.json", summary)
     return summary
 
 
