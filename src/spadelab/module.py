@@ -278,7 +278,7 @@ class SemanticSynthesis(pl.LightningModule):
                 key: v.to(self.device) if torch.is_tensor(v) else v for key, v in batch.items()
             }
             z = None
-            if self.encoder_ema is not None:
+            if self.encoder_ema is not None and "image" in batch:
                 z = reparameterize(*self.encoder_ema(batch["image"]))
             self.generator_ema(self.label_map(batch), z)
             count += 1

@@ -59,6 +59,20 @@ def load_style(path: Path, size: tuple[int, int]) -> torch.Tensor:
     return image_to_tensor(image.resize((width, height), Image.Resampling.BICUBIC))
 
 
+def _batch(path: Path, cfg: DictConfig, size: tuple[int, int], spec) -> dict[str, torch.Tensor]:
+    label = load_label(path, size, spec).unsqueeze(0)
+    batch = {"label": label, "instance": torch.zeros_like(label)}
+    if cfg.instance is not None:
+        instance_path = Path(cfg.instance)
+        if instance_path.is_dir():
+            instance_path = instance_path / f"{path.stem}.png"
+        instance = _open(instance_path, "instance")
+        batch["instance"] = map_to_tensor(
+            instance.resize((size[1], size[0]), Image.Resampling.NEAREST)
+        ).unsqueeze(0)
+    return {k: v.to(cfg.device) for k, v in batch.items()}
+
+
 def synthesize(cfg: DictConfig) -> dict[str, Any]:
     module = load_checkpoint(cfg.ckpt, map_location=cfg.device)
     size = image_size(module.cfg["data"])
@@ -78,19 +92,19 @@ def synthesize(cfg: DictConfig) -> dict[str, Any]:
     if cfg.style is not None:
         style = load_style(Path(cfg.style), size).unsqueeze(0).to(cfg.device)
     torch.manual_seed(int(cfg.seed))
+    paths = _inputs(Path(cfg.input))
+    batches = [_batch(path, cfg, size, module.spec) for path in paths]
+    if cfg.use_ema and module.generator_ema is not None:
+        # The EMA copy's norm statistics belong to the live weights; re-estimate them on the
+        # label maps at hand (random z stands in for a VAE's encoding).
+        # Batches of up to 16 maps so the statistics include the spread between samples.
+        chunks = [batches[i : i + 16] for i in range(0, len(batches), 16)]
+        module.recalibrate_ema_norms(
+            {key: torch.cat([b[key] for b in chunk]) for key in ("label", "instance")}
+            for chunk in chunks
+        )
     written = []
-    for path in _inputs(Path(cfg.input)):
-        label = load_label(path, size, module.spec).unsqueeze(0)
-        batch: dict[str, Any] = {"label": label, "instance": torch.zeros_like(label)}
-        if cfg.instance is not None:
-            instance_path = Path(cfg.instance)
-            if instance_path.is_dir():
-                instance_path = instance_path / f"{path.stem}.png"
-            instance = _open(instance_path, "instance")
-            batch["instance"] = map_to_tensor(
-                instance.resize((size[1], size[0]), Image.Resampling.NEAREST)
-            ).unsqueeze(0)
-        batch = {k: v.to(cfg.device) for k, v in batch.items()}
+    for path, batch in zip(paths, batches):
         for k in range(n_samples):
             fake = module.synthesize(batch, use_ema=bool(cfg.use_ema), style_image=style)
             name = f"{path.stem}.png" if n_samples == 1 else f"{path.stem}_{k:02d}.png"
