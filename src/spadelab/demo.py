@@ -17,7 +17,6 @@ from torchvision.utils import save_image
 
 from spadelab.callbacks import sample_grid
 from spadelab.config import REPO_ROOT, compose_config
-from spadelab.data.transforms import tensor_to_uint8
 from spadelab.runtime import describe_error, is_user_error
 
 NUM_SAMPLES = 16
@@ -31,15 +30,12 @@ def write_inputs(datamodule, out_dir: Path) -> dict:
     instances_dir.mkdir(parents=True, exist_ok=True)
     for i, (label, instance) in enumerate(zip(batch["label"], batch["instance"])):
         Image.fromarray(label[0].numpy().astype("uint8")).save(labels_dir / f"{i:02d}.png")
-        Image.fromarray(instance[0].numpy().astype("int32"), mode="I").save(
-            instances_dir / f"{i:02d}.png"
-        )
+        # 16-bit PNG: the format instance maps are stored in (e.g. Cityscapes instanceIds).
+        Image.fromarray(instance[0].numpy().astype("uint16")).save(instances_dir / f"{i:02d}.png")
     return batch
 
 
 def run(overrides: list[str]) -> dict:
-    from spadelab.evaluate import evaluate
-    from spadelab.synthesize import synthesize
     from spadelab.train import train
 
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
@@ -53,8 +49,26 @@ def run(overrides: list[str]) -> dict:
     )
     train(cfg)
     trained = time.time()
+    metrics, synthesized, grid_path = showcase(cfg, run_dir)
+    done = time.time()
+    print(
+        f"\n[demo] done in {done - started:.0f} s (train {trained - started:.0f} s, synthesize "
+        f"{synthesized - trained:.0f} s, evaluate {done - synthesized:.0f} s)\n"
+        f"  grid (label | real | generated): {grid_path}\n"
+        f"  checkpoints:                     {run_dir / 'checkpoints'}\n"
+        f"  training samples:                {run_dir / 'samples'}\n"
+        f"  metrics:                         {run_dir / 'metrics.json'}\n"
+        f"  logs:                            {run_dir / 'logs' / 'metrics.csv'}"
+    )
+    return metrics
 
+
+def showcase(cfg, run_dir: Path) -> tuple[dict, float, Path]:
+    """After training: synthesize the first validation label maps, draw the grid, evaluate."""
     from hydra.utils import instantiate
+
+    from spadelab.evaluate import evaluate
+    from spadelab.synthesize import synthesize
 
     datamodule = instantiate(cfg.data)
     batch = write_inputs(datamodule, run_dir / "demo")
@@ -90,18 +104,7 @@ def run(overrides: list[str]) -> dict:
     eval_cfg.ckpt = str(run_dir)
     eval_cfg.data = None
     metrics = evaluate(eval_cfg)
-    done = time.time()
-    _ = tensor_to_uint8  # the grid above uses the PNGs that synthesize wrote
-    print(
-        f"\n[demo] done in {done - started:.0f} s (train {trained - started:.0f} s, synthesize "
-        f"{synthesized - trained:.0f} s, evaluate {done - synthesized:.0f} s)\n"
-        f"  grid (label | real | generated): {grid_path}\n"
-        f"  checkpoints:                     {run_dir / 'checkpoints'}\n"
-        f"  training samples:                {run_dir / 'samples'}\n"
-        f"  metrics:                         {run_dir / 'metrics.json'}\n"
-        f"  logs:                            {run_dir / 'logs' / 'metrics.csv'}"
-    )
-    return metrics
+    return metrics, synthesized, grid_path
 
 
 def main() -> int:
