@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(module, "cli"):
         result = module.cli(rest)
     else:
-        # Hydra apps read their overrides from sys.argv.
-        sys.argv = [f"spadelab {command}", *rest]
+        # Hydra apps read their overrides from sys.argv. argv[0] must be a runnable script:
+        # Lightning's DDP launcher starts the other ranks as `python argv[0] ...`.
+        sys.argv = [module.__file__, *rest]
         result = module.main()
     return result if isinstance(result, int) else 0
 

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 from omegaconf import DictConfig, OmegaConf
 
@@ -29,7 +28,7 @@ from spadelab.builders import build_discriminator, build_encoder, build_generato
 from spadelab.data.labels import semantic_input
 from spadelab.nets.encoder import reparameterize
 from spadelab.nets.vgg import VGG19Features
-from spadelab.norm.param_free import SyncBatchNorm
+from spadelab.norm.param_free import use_cpu_sync_batchnorm
 
 
 def _plain(cfg: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
@@ -43,24 +42,6 @@ def lr_factor(epoch: float, decay_start_epoch: float, max_epochs: float) -> floa
     if epoch < decay_start_epoch or max_epochs <= decay_start_epoch:
         return 1.0
     return max(0.0, 1.0 - (epoch - decay_start_epoch) / (max_epochs - decay_start_epoch))
-
-
-class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
-    """``param_free.SyncBatchNorm`` as it runs in CPU DDP processes (``trainer=ddp_cpu``).
-
-    DDP refuses any ``nn.SyncBatchNorm`` in a CPU module ("SyncBatchNorm layers only work with
-    GPU modules"), although ours all-reduces its statistics on CPU itself. ``setup`` gives such
-    layers this class, which is the same layer (same buffers, same all-reduce) without that base.
-    """
-
-    def _check_input_dim(self, input: torch.Tensor) -> None:
-        if input.dim() != 4:
-            raise ValueError(f"expected (N, C, H, W) input, got shape {tuple(input.shape)}")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if self.training and dist.is_initialized() and dist.get_world_size() > 1:
-            return SyncBatchNorm._cpu_sync_forward(self, input)  # type: ignore[arg-type]
-        return super().forward(input)
 
 
 class SemanticSynthesis(pl.LightningModule):
@@ -293,9 +274,7 @@ class SemanticSynthesis(pl.LightningModule):
         if trainer is None or trainer.world_size < 2:
             return
         if trainer.strategy.root_device.type == "cpu":
-            for layer in self.modules():
-                if type(layer) is SyncBatchNorm:
-                    layer.__class__ = CPUSyncBatchNorm
+            use_cpu_sync_batchnorm(self)
 
     # ---- optimizers -------------------------------------------------------------------
     def configure_optimizers(self):

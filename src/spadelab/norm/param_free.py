@@ -65,6 +65,37 @@ class SyncBatchNorm(nn.SyncBatchNorm):
         return out
 
 
+class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """``param_free.SyncBatchNorm`` as it runs in CPU DDP processes (``trainer=ddp_cpu``).
+
+    DDP refuses any ``nn.SyncBatchNorm`` in a CPU module ("SyncBatchNorm layers only work with
+    GPU modules"), although ours all-reduces its statistics on CPU itself. ``setup`` gives such
+    layers this class, which is the same layer (same buffers, same all-reduce) without that base.
+    """
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() != 4:
+            raise ValueError(f"expected (N, C, H, W) input, got shape {tuple(input.shape)}")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if self.training and dist.is_initialized() and dist.get_world_size() > 1:
+            return SyncBatchNorm._cpu_sync_forward(self, input)  # type: ignore[arg-type]
+        return super().forward(input)
+
+
+def use_cpu_sync_batchnorm(module: nn.Module) -> int:
+    """Give every :class:`SyncBatchNorm` in ``module`` the CPU-DDP class; returns how many.
+
+    Same parameters and buffers, so the state dict and checkpoints do not change.
+    """
+    count = 0
+    for layer in module.modules():
+        if type(layer) is SyncBatchNorm:
+            layer.__class__ = CPUSyncBatchNorm
+            count += 1
+    return count
+
+
 def batch(num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> nn.Module:
     return nn.BatchNorm2d(num_features, eps=eps, momentum=momentum, affine=False)
 
