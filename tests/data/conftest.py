@@ -113,3 +113,9 @@ def format_datamodule(exported: dict[str, Path]) -> Callable[..., Any]:
         return _datamodule(config, exported[fmt], *overrides, *extra)
 
     return build
+
+
+@pytest.fixture
+def format_configs() -> dict[str, tuple[str, str, Sequence[str]]]:
+    """FORMAT_CONFIGS for tests that cannot import this conftest as a module."""
+    return FORMAT_CONFIGS
