@@ -20,9 +20,6 @@ from spadelab.config import REPO_ROOT, compose_config
 from spadelab.runtime import describe_error, is_user_error
 
 NUM_SAMPLES = 16
-# The default model at scale=cpu, trained for 4 epochs of 300 iterations (the tables use 5):
-# about 6 minutes of training on 2 cores, so the whole demo stays near 10 minutes.
-DEMO_OVERRIDES = ("trainer.max_epochs=4", "optim.decay_start_epoch=2")
 
 
 def write_inputs(datamodule, out_dir: Path) -> dict:
@@ -44,7 +41,7 @@ def run(overrides: list[str]) -> dict:
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     run_dir = REPO_ROOT / "runs" / "demo" / stamp
     started = time.time()
-    cfg = compose_config("train", [f"run_dir={run_dir}", *DEMO_OVERRIDES, *overrides])
+    cfg = compose_config("train", [f"run_dir={run_dir}", *overrides])
     print(
         f"[demo] training {cfg.model.name} ({cfg.norm._target_.rsplit('.', 1)[-1]} + "
         f"{cfg.modulation._target_.rsplit('.', 1)[-1]}) on {cfg.data.name} at "
