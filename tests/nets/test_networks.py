@@ -24,8 +24,10 @@ from spadelab.norm.modulation import SPADE, Affine, Concat
 from spadelab.norm.param_free import SyncBatchNorm
 from spadelab.norm.switchable import SwitchableNorm
 
-NORMS = ["batch", "syncbatch", "instance", "switchable", "switchable_inln", "none"]
-MODULATIONS = ["spade", "concat", "affine"]
+CONF = Path(__file__).resolve().parents[2] / "conf"
+# Every file of the groups: a new backend is built and trained with every generator at once.
+NORMS = sorted(p.stem for p in (CONF / "norm").glob("*.yaml"))
+MODULATIONS = sorted(p.stem for p in (CONF / "modulation").glob("*.yaml"))
 # Overrides per generator preset on top of scale=smoke. The SPADE decoders start at
 # crop / 2^5: 64 gives them a 2x2 first map (instance norm needs more than one pixel);
 # reduced_gaugan keeps its own 128x96 geometry. The encoder choices are explicit so these
