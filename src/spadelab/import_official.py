@@ -456,43 +456,12 @@ class ImportResult:
     random: tuple[str, ...]  # roles built without a file: they keep their random init
 
 
-def import_official(
-    source: Path,
-    dataset: str,
-    use_vae: bool = False,
-    out: Path | None = None,
-    *,
-    ngf: int = 64,
-    ndf: int = 64,
-    crop_size: int | None = None,
-    encoder_input_size: int = 256,
-    overrides: Sequence[str] = (),
-    overwrite: bool = False,
-    check_opt: bool = True,
-) -> Path:
+def import_official(source: Path, dataset: str, *args: Any, **kwargs: Any) -> Path:
     """Convert an official SPADE checkpoint; returns the written Lightning checkpoint.
 
-    ``source``: the official checkpoint folder (``latest_net_G.pth`` and, when present,
-    ``latest_net_D.pth`` / ``latest_net_E.pth``) or a ``*_net_G.pth`` file. ``out``: a ``.ckpt``
-    file, or a run folder that receives ``checkpoints/last.ckpt`` and ``config.yaml``
-    (default ``runs/imported/<source folder name>``). Networks without a file keep their
-    random initialization; the checkpoint's ``spadelab_import["loaded"]`` lists the others.
-    ``ngf``, ``ndf``, ``crop_size`` and ``encoder_input_size`` are the official options of the
-    run (defaults: the paper's); ``overrides`` are extra Hydra overrides for the stored config.
+    Same arguments as :func:`convert_official`, which also tells which networks were loaded.
     """
-    return convert_official(
-        source,
-        dataset,
-        use_vae,
-        out,
-        ngf=ngf,
-        ndf=ndf,
-        crop_size=crop_size,
-        encoder_input_size=encoder_input_size,
-        overrides=overrides,
-        overwrite=overwrite,
-        check_opt=check_opt,
-    ).checkpoint
+    return convert_official(source, dataset, *args, **kwargs).checkpoint
 
 
 def convert_official(
@@ -509,7 +478,17 @@ def convert_official(
     overwrite: bool = False,
     check_opt: bool = True,
 ) -> ImportResult:
-    """:func:`import_official`, also telling which networks were loaded."""
+    """Convert an official SPADE checkpoint into a spadelab one.
+
+    ``source``: the official checkpoint folder (``latest_net_G.pth`` and, when present,
+    ``latest_net_D.pth`` / ``latest_net_E.pth``) or a ``*_net_G.pth`` file. ``out``: a ``.ckpt``
+    file, or a run folder that receives ``checkpoints/last.ckpt`` and ``config.yaml``
+    (default ``runs/imported/<source folder name>``). Networks without a file keep their
+    random initialization; the result (and the checkpoint's ``spadelab_import["loaded"]``) says
+    which were loaded. ``ngf``, ``ndf``, ``crop_size`` and ``encoder_input_size`` are the
+    official options of the run (defaults: the paper's); ``overrides`` are extra Hydra
+    overrides for the stored config.
+    """
     from spadelab.module import SemanticSynthesis  # Lightning and the nets: only when needed
 
     spec = _check_dataset(dataset)
