@@ -90,6 +90,7 @@ def test_ddp_cpu_training_synchronises_batch_norm_statistics(tmp_path: Path) -> 
         "trainer=ddp_cpu",
         "norm=syncbatch",
         f"run_dir={run_dir}",
+        f"hydra.run.dir={run_dir}",
         "data.max_train_samples=8",
         "callbacks.progress=null",
         "trainer.enable_progress_bar=false",
@@ -98,7 +99,9 @@ def test_ddp_cpu_training_synchronises_batch_norm_statistics(tmp_path: Path) -> 
         f"+callbacks.sync_stats.out_dir={tmp_path}",
     ]
     start = time.monotonic()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
     elapsed = time.monotonic() - start
     assert done.returncode == 0, done.stderr[-3000:]
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
