@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -38,6 +37,7 @@ import torch
 import torch.nn as nn
 from omegaconf import OmegaConf
 
+from spadelab.atomic import atomic_path
 from spadelab.config import CONF_DIR, compose_config
 
 HYDRA_APP = False
@@ -549,10 +549,8 @@ def convert_official(
             "loaded": loaded,
         },
     }
-    ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = ckpt_path.with_name(ckpt_path.name + ".tmp")
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, ckpt_path)  # a crash never leaves half a checkpoint behind
+    with atomic_path(ckpt_path) as tmp:
+        torch.save(checkpoint, tmp)
     if ckpt_path.parent.name == "checkpoints" and ckpt_path.parent.parent == run_dir:
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     built = [role for role in ROLES if nets[role] is not None]

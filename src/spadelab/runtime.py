@@ -6,7 +6,6 @@ import contextlib
 import inspect
 import json
 import logging
-import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -16,6 +15,8 @@ from typing import Any
 from hydra.errors import HydraException, InstantiationException
 from hydra.utils import get_method
 from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from spadelab.atomic import atomic_path
 
 log = logging.getLogger("spadelab")
 
@@ -96,10 +97,8 @@ def is_user_error(error: BaseException) -> bool:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomic write: a crash never leaves half a metrics file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 def save_config(cfg: DictConfig, run_dir: Path) -> None:

@@ -15,6 +15,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from spadelab.atomic import atomic_path
 from spadelab.config import CONF_DIR
 from spadelab.module import SemanticSynthesis
 from spadelab.runtime import ConfigError, run_command, save_config, validate_targets, write_json
@@ -107,12 +108,10 @@ def restore_csv_histories(histories: dict[Path, str]) -> None:
             first = min(steps)
             old_rows = [r for r in old_rows if r.get("step") and int(float(r["step"])) < first]
         keys = sorted({key for row in old_rows + new_rows for key in row})
-        tmp = path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as file:
+        with atomic_path(path) as tmp, tmp.open("w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=keys)
             writer.writeheader()
             writer.writerows(old_rows + new_rows)
-        os.replace(tmp, path)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

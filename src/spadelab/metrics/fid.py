@@ -18,6 +18,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from spadelab.atomic import atomic_path
+
 __all__ = [
     "INCEPTION_WEIGHTS_ENV",
     "InceptionFeatures",
@@ -322,10 +324,8 @@ def compute_fid_kid(
         mu, sigma = feature_statistics(feats)
         real = {"mu": mu, "sigma": sigma, "features": feats}
         if cache_path is not None:
-            cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_path.with_name(cache_path.name + ".tmp.npz")
-            np.savez(tmp, **real)
-            os.replace(tmp, cache_path)
+            with atomic_path(cache_path) as tmp:
+                np.savez(tmp, **real)
     if real["features"].shape[1] != fake.shape[1]:
         raise ValueError(
             f"cached real statistics {cache_path} have {real['features'].shape[1]}-d features but "

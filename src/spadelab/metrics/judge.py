@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spadelab.atomic import atomic_path
 from spadelab.metrics.segmentation import ConfusionMatrix
 
 __all__ = [
@@ -300,11 +301,9 @@ def load_or_train_judge(
         map_label=map_label,
     )
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = weights.with_name(weights.name + ".tmp")
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-    os.replace(tmp, weights)
+    with atomic_path(weights) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
     meta = {"cache_key": cache_key, "config": config, "metrics": report}
-    tmp_json = sidecar.with_name(sidecar.name + ".tmp")
-    tmp_json.write_text(json.dumps(meta, indent=2, sort_keys=True))
-    os.replace(tmp_json, sidecar)
+    with atomic_path(sidecar) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
     return model, report
