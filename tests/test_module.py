@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -155,14 +156,14 @@ def test_generator_overfits_one_fixed_batch(tmp_path: Path) -> None:
 
 def test_ema_is_off_by_default(tmp_path: Path) -> None:
     module, _ = build(tmp_path)
-    assert module.generator_ema is None and module.ema_decay is None
+    assert module.generator_ema is None and module.ema is None
     assert module.sampling_generator() == (module.generator, None)
     assert not any(k.startswith("generator_ema.") for k in module.state_dict())
 
 
 def test_update_ema_is_a_lerp_towards_the_live_weights(tmp_path: Path) -> None:
     module, _ = build(tmp_path, "ema.enabled=true", "ema.decay=0.5", "encoder=vae")
-    assert module.ema_decay == 0.5
+    assert module.ema.beta(4, 4) == 0.5
     with torch.no_grad():
         for p in [*module.generator.parameters(), *module.encoder.parameters()]:
             p.add_(torch.randn_like(p))
@@ -171,7 +172,7 @@ def test_update_ema_is_a_lerp_towards_the_live_weights(tmp_path: Path) -> None:
                 b.add_(1.0)
     pairs = [(module.generator_ema, module.generator), (module.encoder_ema, module.encoder)]
     before = [[p.clone() for p in ema.parameters()] for ema, _ in pairs]
-    module.update_ema()
+    module.update_ema(0.5)
     for (ema, live), old in zip(pairs, before):
         for p_ema, p_old, p in zip(ema.parameters(), old, live.parameters()):
             assert not torch.equal(p_ema, p)
@@ -180,6 +181,65 @@ def test_update_ema_is_a_lerp_towards_the_live_weights(tmp_path: Path) -> None:
     for b_ema, b in zip(module.generator_ema.buffers(), module.generator.buffers()):
         assert torch.equal(b_ema, b)
     assert norm_layers(module.generator_ema)  # the default syncbatch keeps running stats
+
+
+def test_ema_warmup_is_stylegan2_ada_rule() -> None:
+    from spadelab.module import EmaSchedule
+
+    schedule = EmaSchedule(half_life_images=10_000, rampup=0.05)
+    # Early: half-life = 5% of the images seen, so the first step keeps almost nothing of init.
+    assert schedule.beta(4, 4) == pytest.approx(0.5 ** (4 / 0.2))
+    assert schedule.beta(4, 4000) == pytest.approx(0.5 ** (4 / 200))
+    # Late: capped at the half-life itself.
+    assert schedule.beta(4, 10**6) == pytest.approx(0.5 ** (4 / 10_000))
+    assert EmaSchedule(rampup=None).beta(4, 4) == pytest.approx(0.5 ** (4 / 10_000))
+    assert EmaSchedule(decay=0.999).beta(4, 4) == 0.999
+    with pytest.raises(ValueError, match="ema.decay"):
+        EmaSchedule.from_config({"enabled": True, "decay": 1.5})
+    with pytest.raises(ValueError, match="ema.half_lif"):
+        EmaSchedule.from_config({"enabled": True, "half_lif": 3})
+
+
+def test_ema_weights_after_k_steps_follow_the_warmup_formula(tmp_path: Path) -> None:
+    """Three real training steps: the EMA weights equal the recursion with the rule's betas."""
+    from spadelab.module import EmaSchedule
+
+    cfg = compose(
+        tmp_path,
+        "ema.enabled=true",
+        "ema.half_life_images=100",
+        "ema.rampup=0.5",
+        "trainer.max_epochs=1",
+        "data.max_train_samples=6",
+        "callbacks.samples.num_samples=2",
+    )
+    module = SemanticSynthesis(OmegaConf.to_container(cfg, resolve=True))
+    snapshots = [[p.detach().clone() for p in module.generator.parameters()]]
+    expected = [p.detach().clone() for p in module.generator_ema.parameters()]
+
+    class Record(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            snapshots.append([p.detach().clone() for p in pl_module.generator.parameters()])
+
+    datamodule = instantiate(cfg.data)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Record()],
+        limit_val_batches=0,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    schedule = EmaSchedule(half_life_images=100, rampup=0.5)
+    batch = int(cfg.data.batch_size)
+    for k, live in enumerate(snapshots[1:], start=1):
+        beta = schedule.beta(batch, k * batch)
+        expected = [torch.lerp(e, p, 1 - beta) for e, p in zip(expected, live)]
+    assert len(snapshots) == 4
+    for e, p in zip(expected, module.generator_ema.parameters()):
+        torch.testing.assert_close(p, e, rtol=1e-6, atol=1e-7)
 
 
 def test_training_with_ema_keeps_a_separate_average(tmp_path: Path) -> None:

@@ -45,9 +45,10 @@ def judge_for(datamodule: Any, eval_cfg: Any, device: str) -> tuple[JudgeSegment
     loader_kwargs = {"batch_size": int(judge_cfg["batch_size"]), "collate_fn": _collate()}
     train_loader = torch.utils.data.DataLoader(datamodule.train_set, shuffle=True, **loader_kwargs)
     val_loader = torch.utils.data.DataLoader(datamodule.val_set, shuffle=False, **loader_kwargs)
+    cache_key = config_hash(key_source)
     model, report = load_or_train_judge(
         eval_cfg["cache_dir"],
-        config_hash(key_source),
+        cache_key,
         train_loader,
         val_loader,
         num_classes=mapping.num_classes,
@@ -60,7 +61,12 @@ def judge_for(datamodule: Any, eval_cfg: Any, device: str) -> tuple[JudgeSegment
         levels=int(judge_cfg["levels"]),
         map_label=mapping,
     )
-    return JudgeSegmenter(model, device), report
+    identity = {
+        "cache_key": cache_key,
+        "steps": int(judge_cfg["steps"]),
+        "seed": int(judge_cfg["seed"]),
+    }
+    return JudgeSegmenter(model, device), {**report, "identity": identity}
 
 
 def _collate():
@@ -78,9 +84,31 @@ def build_segmenter(datamodule: Any, eval_cfg: Any, device: str) -> tuple[Any, d
             "accuracy": report.get("val_accuracy"),
             "num_images": report.get("num_val_images"),
         }
-        return segmenter, {"segmenter": "judge", "judge_ceiling": ceiling}
+        return segmenter, {
+            "segmenter": "judge",
+            "judge_ceiling": ceiling,
+            "judge": {**report["identity"], "ceiling_miou": ceiling["miou"]},
+        }
     segmenter = instantiate(segmenter_cfg)
     return segmenter, {"segmenter": str(OmegaConf.select(segmenter_cfg, "path", default="?"))}
+
+
+def with_run_judge_steps(eval_cfg: Any, run_cfg: dict[str, Any]) -> DictConfig:
+    """``eval.judge.steps: null`` means the run's own ``scale.judge_steps``.
+
+    The in-sweep evaluation and the in-training callback use the scale's judge, so a
+    standalone ``spadelab evaluate`` of the same run must too, or the two disagree.
+    """
+    eval_cfg = OmegaConf.create(OmegaConf.to_container(eval_cfg, resolve=True))
+    if eval_cfg.get("segmenter") in (None, "judge") and eval_cfg.judge.get("steps") is None:
+        steps = (run_cfg.get("scale") or {}).get("judge_steps")
+        if steps is None:
+            raise ValueError(
+                "eval.judge.steps=null takes the run's scale.judge_steps, but the checkpoint's "
+                "config has none; pass eval.judge.steps=N"
+            )
+        eval_cfg.judge.steps = int(steps)
+    return eval_cfg
 
 
 def generators_to_score(module: SemanticSynthesis, wanted: list[str]) -> dict[str, bool]:
@@ -128,8 +156,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "the model was trained on"
         )
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    # A run's own metrics.json is written only by its own evaluation (no out_dir): an
+    # evaluation elsewhere, e.g. on other data, must never replace a finished table row.
+    own_evaluation = not cfg.out_dir
     out_dir = Path(cfg.out_dir) if cfg.out_dir else run_dir / "eval"
-    segmenter, segmenter_info = build_segmenter(datamodule, cfg.eval, cfg.device)
+    eval_cfg = with_run_judge_steps(cfg.eval, module.cfg)
+    segmenter, segmenter_info = build_segmenter(datamodule, eval_cfg, cfg.device)
     datamodule.setup("validate")
     if module.generator_ema is not None:
         module.recalibrate_ema_norms(
@@ -164,7 +196,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         scores.update(fid_for(scores["fake_dir"], scores["real_dir"], cfg.eval, fid_key))
         results[name] = scores
     write_json(out_dir / "metrics.json", results)
-    write_json(run_dir / "metrics.json", results)
+    if own_evaluation:
+        write_json(run_dir / "metrics.json", results)
     print(format_results(results))
     return results
 

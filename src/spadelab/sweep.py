@@ -79,8 +79,9 @@ EXPERIMENT_KEYS = {
     "base_overrides",
     "rows",
     "grid",
+    "reference",
 }
-ROW_KEYS = {"name", "label", "overrides", "params_row", "same_as", "paper", "note"}
+ROW_KEYS = {"name", "label", "overrides", "params_row", "same_as", "paper", "note", "reference"}
 ROW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 # Sections of a run's config that decide what its numbers mean: a run dir saved with other values
 # belongs to another experiment and is never skipped or resumed as if it were this one.
@@ -98,6 +99,7 @@ class Row:
     paper: dict[str, float | None] = field(default_factory=dict)
     note: str = ""
     same_as: str | None = None  # reported with the runs of that row (identical configuration)
+    reference: str | None = None  # the row this one is compared with, paired by seed
 
     @property
     def runs(self) -> bool:
@@ -116,6 +118,12 @@ class Experiment:
     path: Path
     paper_setting: str = ""
     notes: str = ""
+    reference: str | None = None  # the table's reference row (default: its first row)
+
+    def reference_of(self, row: Row) -> Row | None:
+        """The row ``row`` is compared with: its own ``reference``, else the table's."""
+        name = row.reference or self.reference or self.rows[0].name
+        return None if name == row.name else self.row(name)
 
     def row(self, name: str) -> Row:
         for row in self.rows:
@@ -184,6 +192,13 @@ def load_experiment(spec: str | Path) -> Experiment:
                     f"{path}: row {row.name} has same_as: {row.same_as}, which is not a row "
                     "that runs; name a row with overrides"
                 )
+    names_set = set(names)
+    references = [("reference", raw.get("reference"))] + [
+        (f"row {row.name}: reference", row.reference) for row in rows
+    ]
+    for where, name in references:
+        if name is not None and name not in names_set:
+            raise ConfigError(f"{path}: {where}: {name} is not a row; rows: {', '.join(names)}")
     return Experiment(
         name=str(raw["name"]),
         title=str(raw["title"]),
@@ -195,6 +210,7 @@ def load_experiment(spec: str | Path) -> Experiment:
         path=path,
         paper_setting=str(raw.get("paper_setting") or "").strip(),
         notes=str(raw.get("notes") or "").strip(),
+        reference=None if raw.get("reference") is None else str(raw["reference"]),
     )
 
 
@@ -249,6 +265,7 @@ def _row(entry: Any, path: Path) -> Row:
         paper=paper,
         note=str(entry.get("note") or "").strip(),
         same_as=None if same_as is None else str(same_as),
+        reference=None if entry.get("reference") is None else str(entry["reference"]),
     )
 
 

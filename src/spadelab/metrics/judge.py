@@ -190,16 +190,50 @@ def train_judge(
 ) -> tuple[JudgeNet, dict[str, Any]]:
     """Train a :class:`JudgeNet` for ``steps`` AdamW steps (cosine LR), cycling the loader.
 
-    Deterministic given ``seed`` when the loaders are (their shuffling is theirs to seed).
+    Deterministic given ``seed``: the global torch RNG is forked and seeded for the whole
+    training, so shuffling and augmentation that draw from it (num_workers=0, or worker seeds
+    derived from it) repeat bit for bit whatever ran before in the process.
     ``map_label`` turns the batch's label (N, H, W) into evaluation labels (e.g. Cityscapes
     train ids). Returns the model (eval mode) and a report with the validation ceiling.
     """
     if steps < 1:
         raise ValueError(f"judge steps={steps} must be >= 1")
-    device = torch.device(device)
-    with torch.random.fork_rng(devices=[]):
+    # The judge is a pure function of (data, config, seed): initialisation, the loader's
+    # shuffling and the augmentation all draw from a stream seeded here, never from whatever
+    # state earlier work in the process left behind (a sweep trains rows before evaluating).
+    devices = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        model = JudgeNet(num_classes, width, levels).to(device)
+        return _train_judge(
+            train_loader,
+            val_loader,
+            num_classes,
+            ignore_index,
+            steps,
+            lr,
+            device,
+            width,
+            levels,
+            weight_decay,
+            map_label,
+        )
+
+
+def _train_judge(
+    train_loader: Iterable[Mapping[str, Any]],
+    val_loader: Iterable[Mapping[str, Any]],
+    num_classes: int,
+    ignore_index: int | None,
+    steps: int,
+    lr: float,
+    device: torch.device | str,
+    width: int,
+    levels: int,
+    weight_decay: float,
+    map_label: LabelMap | None,
+) -> tuple[JudgeNet, dict[str, Any]]:
+    device = torch.device(device)
+    model = JudgeNet(num_classes, width, levels).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     ce_ignore = ignore_index if ignore_index is not None else -100
     model.train()

@@ -8,8 +8,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# A label-conditioned norm layer factory: channels -> module called as ``layer(x, label_map)``.
-NormLayer = Callable[[int], nn.Module]
+# A label-conditioned norm layer factory: (channels, site) -> module called as
+# ``layer(x, label_map)``. The site ("block_input" or "inner") says where the norm sits.
+NormLayer = Callable[[int, str], nn.Module]
 
 
 def spectral(module: nn.Module, enabled: bool) -> nn.Module:
@@ -38,10 +39,10 @@ class SPADEResBlock(nn.Module):
         self.conv_1 = spectral(nn.Conv2d(fmiddle, fout, 3, padding=1), spectral_norm)
         if self.learned_shortcut:
             self.conv_s = spectral(nn.Conv2d(fin, fout, 1, bias=False), spectral_norm)
-        self.norm_0 = norm_layer(fin)
-        self.norm_1 = norm_layer(fmiddle)
+        self.norm_0 = norm_layer(fin, "block_input")
+        self.norm_1 = norm_layer(fmiddle, "inner")
         if self.learned_shortcut:
-            self.norm_s = norm_layer(fin)
+            self.norm_s = norm_layer(fin, "block_input")
 
     def forward(self, x: torch.Tensor, label_map: torch.Tensor) -> torch.Tensor:
         assert x.shape[1] == self.in_channels, (
@@ -67,7 +68,7 @@ class ConvNormAct(nn.Module):
         super().__init__()
         self.pad = nn.ReflectionPad2d(pad) if pad else nn.Identity()
         self.conv = spectral(conv, spectral_norm)
-        self.norm = norm_layer(out_channels)
+        self.norm = norm_layer(out_channels, "block_input")
 
     def forward(self, x: torch.Tensor, label_map: torch.Tensor) -> torch.Tensor:
         return F.relu(self.norm(self.conv(self.pad(x)), label_map))
@@ -83,9 +84,9 @@ class ResnetBlock(nn.Module):
         pad = kernel_size // 2
         self.pad = nn.ReflectionPad2d(pad)
         self.conv_0 = spectral(nn.Conv2d(dim, dim, kernel_size), spectral_norm)
-        self.norm_0 = norm_layer(dim)
+        self.norm_0 = norm_layer(dim, "block_input")
         self.conv_1 = spectral(nn.Conv2d(dim, dim, kernel_size), spectral_norm)
-        self.norm_1 = norm_layer(dim)
+        self.norm_1 = norm_layer(dim, "inner")
 
     def forward(self, x: torch.Tensor, label_map: torch.Tensor) -> torch.Tensor:
         dx = F.relu(self.norm_0(self.conv_0(self.pad(x)), label_map))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch.nn as nn
@@ -14,11 +15,17 @@ def make_norm_layer(
     param_free_norm: Callable[[int], nn.Module],
     label_nc: int,
 ) -> NormLayer:
-    """``modulation(param_free_norm(C), label_map)`` as a factory of channels."""
+    """``modulation(param_free_norm(C), label_map)`` as a factory of channels (and site).
 
-    def norm_layer(num_features: int) -> nn.Module:
+    Blocks name the site of each norm (``block_input`` or ``inner``); a modulation that takes
+    a ``site`` argument (``Concat``) may inject the label map at some sites only.
+    """
+    takes_site = "site" in inspect.signature(modulation).parameters
+
+    def norm_layer(num_features: int, site: str = "inner") -> nn.Module:
+        extra = {"site": site} if takes_site else {}
         return modulation(
-            num_features=num_features, label_nc=label_nc, param_free_norm=param_free_norm
+            num_features=num_features, label_nc=label_nc, param_free_norm=param_free_norm, **extra
         )
 
     return norm_layer

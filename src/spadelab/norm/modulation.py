@@ -7,7 +7,7 @@ constructor, ``(num_features, label_nc, param_free_norm)``, and the same call,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
 
 import torch
@@ -94,12 +94,26 @@ class Affine(nn.Module):
         return self.param_free_norm(x) * self.weight.view(shape) + self.bias.view(shape)
 
 
+class Site(str, Enum):
+    """Where a norm layer sits in its block: lets a modulation inject the label map sparsely."""
+
+    block_input = "block_input"  # the first norm of a block (and its shortcut's norm)
+    inner = "inner"  # a later norm inside a block
+
+
 class Concat(nn.Module):
     """The paper's "w/ Concat" baseline: the label map is concatenated, not used to modulate.
 
-    ``conv([x, resize(label_map)])`` then the param-free norm with a learned affine. The conv
-    keeps the channel count, so the layer is a drop-in for SPADE; its kernel is a field
-    (``kernel_size``) because the paper does not state it.
+    At a site in ``sites``: ``conv([x, resize(label_map)])`` then the param-free norm, with a
+    learned per-channel affine when ``affine``. Elsewhere the layer is the param-free norm
+    (+ affine) alone. The conv keeps the channel count, so the layer is a drop-in for SPADE.
+    The paper does not give the exact form, so its parts are fields:
+
+    - ``sites: [block_input, inner]`` (default) re-injects the label map at every norm;
+      ``[block_input]`` injects it once per block, the sparser reading of "concatenated to
+      the input of every intermediate layer" (pix2pixHD++ w/ Concat then lands at the
+      paper's 195M; see ``spadelab params``);
+    - ``kernel_size`` of that conv; ``affine``: the per-channel scale and bias after the norm.
     """
 
     def __init__(
@@ -109,18 +123,40 @@ class Concat(nn.Module):
         param_free_norm: ParamFreeNorm,
         kernel_size: int = 1,
         label_encoding: str = "onehot",
+        sites: Sequence[str] = ("block_input", "inner"),
+        affine: bool = True,
+        site: str = "inner",
     ) -> None:
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f"modulation.kernel_size={kernel_size} must be odd (1, 3, 5...)")
+        try:
+            chosen = {Site(v) for v in sites}
+        except ValueError:
+            raise ValueError(
+                f"modulation.sites={list(sites)}: each must be one of {[s.value for s in Site]}"
+            ) from None
+        if not chosen:
+            raise ValueError(
+                "modulation.sites=[] injects the label map nowhere; use modulation=affine"
+            )
         self.num_features = num_features
         self.label_encoding = LabelEncoding(label_encoding)
+        self.injects = Site(site) in chosen
         in_labels = label_nc if self.label_encoding is LabelEncoding.onehot else 1
-        self.conv = nn.Conv2d(
-            num_features + in_labels, num_features, kernel_size, padding=kernel_size // 2
-        )
-        self.affine = Affine(num_features, label_nc, param_free_norm)
+        if self.injects:
+            self.conv = nn.Conv2d(
+                num_features + in_labels, num_features, kernel_size, padding=kernel_size // 2
+            )
+        if affine:
+            self.affine = Affine(num_features, label_nc, param_free_norm)
+        else:
+            self.param_free_norm = param_free_norm(num_features)
 
     def forward(self, x: torch.Tensor, label_map: torch.Tensor) -> torch.Tensor:
-        labels = _resize_to(encode_labels(label_map, self.label_encoding), x)
-        return self.affine(self.conv(torch.cat([x, labels], dim=1)))
+        if self.injects:
+            labels = _resize_to(encode_labels(label_map, self.label_encoding), x)
+            x = self.conv(torch.cat([x, labels], dim=1))
+        if hasattr(self, "affine"):
+            return self.affine(x)
+        return self.param_free_norm(x)
