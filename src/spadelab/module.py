@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import copy
 import random
-from dataclasses import dataclass
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
