@@ -12,8 +12,10 @@ pre-update generator (the official code runs G a second time to get the post-upd
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +27,12 @@ import torch.nn as nn
 from omegaconf import DictConfig, OmegaConf
 
 from spadelab import losses
+from spadelab.atomic import atomic_path
 from spadelab.builders import build_discriminator, build_encoder, build_generator, label_spec
 from spadelab.data.labels import semantic_input
+from spadelab.losses import ClassBalance
 from spadelab.nets.encoder import reparameterize
+from spadelab.nets.oasis import OASISDiscriminator
 from spadelab.nets.vgg import VGG19Features
 from spadelab.norm.param_free import use_cpu_sync_batchnorm
 
@@ -103,6 +108,7 @@ class SemanticSynthesis(pl.LightningModule):
         ]
         self.generator = build_generator(cfg)
         self.discriminator = build_discriminator(cfg)
+        self.oasis = OasisObjective.from_config(self.loss_cfg, self.discriminator, self.spec)
         self.encoder = build_encoder(cfg)
         if self.encoder is not None and self.generator.input.value != "noise":
             raise ValueError(
@@ -201,9 +207,16 @@ class SemanticSynthesis(pl.LightningModule):
             if float(self.loss_cfg.get("lambda_kld", 0)) > 0:
                 terms["kld"] = losses.kl_divergence(mu, logvar) * self.loss_cfg["lambda_kld"]
         fake = self.generator(label_map, z)
-        fake_out, real_out = self.discriminate(label_map, fake, real)
-        terms["gan"] = self.gan_g_loss(fake_out)
-        if float(self.loss_cfg.get("lambda_feat", 0)) > 0:
+        if self.oasis is not None:
+            # The segmentation D: its image must be segmented as the label map (no features).
+            classes = label_map.argmax(dim=1)
+            terms["gan"] = losses.oasis_g_loss(
+                self.discriminator(fake), classes, self.oasis.weights(classes)
+            )
+        else:
+            fake_out, real_out = self.discriminate(label_map, fake, real)
+            terms["gan"] = self.gan_g_loss(fake_out)
+        if self.oasis is None and float(self.loss_cfg.get("lambda_feat", 0)) > 0:
             terms["feat"] = (
                 losses.feature_matching_loss(fake_out, real_out) * self.loss_cfg["lambda_feat"]
             )
@@ -220,9 +233,38 @@ class SemanticSynthesis(pl.LightningModule):
     def discriminator_losses(
         self, label_map: torch.Tensor, fake: torch.Tensor, real: torch.Tensor
     ) -> dict[str, torch.Tensor]:
+        if self.oasis is not None:
+            return self.oasis_discriminator_losses(label_map, fake.detach(), real)
         fake_out, real_out = self.discriminate(label_map, fake.detach(), real)
         real_term, fake_term = self.gan_d_loss(real_out, fake_out)
         return {"real": real_term, "fake": fake_term}
+
+    def oasis_discriminator_losses(
+        self, label_map: torch.Tensor, fake: torch.Tensor, real: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The (N+1)-class loss on fake and real (one D forward: D has no norm layers),
+        then LabelMix on an image mixed class by class from both."""
+        classes = label_map.argmax(dim=1)
+        n = fake.shape[0]
+        logits = self.discriminator(torch.cat([fake, real]))
+        fake_logits, real_logits = logits[:n], logits[n:]
+        real_term, fake_term = losses.oasis_d_loss(
+            real_logits, fake_logits, classes, self.oasis.weights(classes)
+        )
+        terms = {"real": real_term, "fake": fake_term}
+        if self.oasis.lambda_labelmix > 0:
+            mixed, mask = losses.labelmix(classes, fake, real)
+            terms["labelmix"] = self.oasis.lambda_labelmix * losses.labelmix_loss(
+                mask, self.discriminator(mixed), fake_logits, real_logits
+            )
+        return terms
+
+    def on_fit_start(self) -> None:
+        if self.oasis is not None and self.oasis.class_balance is ClassBalance.dataset:
+            datamodule = self.trainer.datamodule
+            self.oasis.load_dataset_counts(
+                self.cfg["data"], lambda: (b["label"] for b in datamodule.train_dataloader())
+            )
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
@@ -431,3 +473,85 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> SemanticSynt
         "global_step": checkpoint.get("global_step"),
     }
     return module.eval()
+
+
+@dataclass
+class OasisObjective:
+    """Settings and class weights of the OASIS discriminator's loss (``loss.*`` keys).
+
+    ``class_balance=dataset`` counts the classes of the training label maps on first use and
+    caches the counts in ``loss.class_stats_cache`` (keyed by a hash of the data config), so a
+    dataset without published statistics needs no preparation step.
+    """
+
+    num_classes: int
+    ignore_index: int | None
+    class_balance: ClassBalance
+    lambda_labelmix: float
+    cache_dir: str | None = None
+    dataset_weights: torch.Tensor | None = None
+
+    @classmethod
+    def from_config(
+        cls, loss_cfg: Mapping[str, Any], discriminator: nn.Module, spec: Any
+    ) -> OasisObjective | None:
+        lambda_labelmix = float(loss_cfg.get("lambda_labelmix", 0.0))
+        if not isinstance(discriminator, OASISDiscriminator):
+            if lambda_labelmix > 0:
+                raise ValueError(
+                    f"loss.lambda_labelmix={lambda_labelmix} needs the OASIS discriminator "
+                    "(model=oasis or model=spade_oasis_d); set loss.lambda_labelmix=0"
+                )
+            return None
+        if float(loss_cfg.get("lambda_feat", 0)) > 0:
+            raise ValueError(
+                f"loss.lambda_feat={loss_cfg['lambda_feat']}: the OASIS discriminator has no "
+                "multi-scale features to match; set loss.lambda_feat=0"
+            )
+        try:
+            balance = ClassBalance(loss_cfg.get("class_balance", "batch"))
+        except ValueError:
+            raise ValueError(
+                f"loss.class_balance={loss_cfg.get('class_balance')} must be one of "
+                f"{[b.value for b in ClassBalance]}"
+            ) from None
+        if balance is ClassBalance.dataset and not loss_cfg.get("class_stats_cache"):
+            raise ValueError(
+                "loss.class_balance=dataset needs loss.class_stats_cache (a directory)"
+            )
+        return cls(
+            num_classes=discriminator.semantic_nc,
+            ignore_index=spec.label_nc if spec.contain_dontcare_label else None,
+            class_balance=balance,
+            lambda_labelmix=lambda_labelmix,
+            cache_dir=loss_cfg.get("class_stats_cache"),
+        )
+
+    def weights(self, classes: torch.Tensor) -> torch.Tensor:
+        if self.class_balance is ClassBalance.batch:
+            counts = losses.class_counts(classes, self.num_classes)
+            return losses.class_balance_weights(counts, self.ignore_index)
+        if self.class_balance is ClassBalance.dataset:
+            assert self.dataset_weights is not None, "dataset class counts not loaded"
+            return self.dataset_weights.to(classes.device)
+        return torch.ones(self.num_classes, device=classes.device)
+
+    def load_dataset_counts(
+        self, data_cfg: Mapping[str, Any], labels: Callable[[], Iterable[torch.Tensor]]
+    ) -> Path:
+        """Read the cached class counts, or count ``labels()`` once and cache them."""
+        key = hashlib.sha1(json.dumps(data_cfg, sort_keys=True, default=str).encode())
+        path = Path(str(self.cache_dir)).expanduser() / f"class-counts-{key.hexdigest()[:16]}.json"
+        if path.is_file():
+            counts = torch.tensor(json.loads(path.read_text())["counts"], dtype=torch.float64)
+        else:
+            counts = torch.zeros(self.num_classes, dtype=torch.float64)
+            for label in labels():
+                counts += losses.class_counts(label.long(), self.num_classes).double()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                tmp.write_text(
+                    json.dumps({"counts": counts.tolist(), "data": data_cfg}, default=str)
+                )
+        self.dataset_weights = losses.class_balance_weights(counts, self.ignore_index).float()
+        return path

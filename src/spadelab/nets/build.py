@@ -22,10 +22,15 @@ def make_norm_layer(
     """
     takes_site = "site" in inspect.signature(modulation).parameters
 
-    def norm_layer(num_features: int, site: str = "inner") -> nn.Module:
+    def norm_layer(num_features: int, site: str = "inner", extra_label_nc: int = 0) -> nn.Module:
+        # extra_label_nc: channels a generator concatenates to the label map before its norms
+        # (OASIS's 3D noise), so the modulation sees label_nc + extra_label_nc channels.
         extra = {"site": site} if takes_site else {}
         return modulation(
-            num_features=num_features, label_nc=label_nc, param_free_norm=param_free_norm, **extra
+            num_features=num_features,
+            label_nc=label_nc + extra_label_nc,
+            param_free_norm=param_free_norm,
+            **extra,
         )
 
     return norm_layer
