@@ -47,7 +47,7 @@ ROLE_NAMES = {"G": "generator", "D": "discriminator", "E": "encoder"}
 
 # Official parameter name -> spadelab name, applied after stripping DataParallel's "module.".
 # Empty on purpose: the nets use the official names and the tests pin them against the
-# official key list (shared/reference/official_spade_state_dict_keys.tsv). A future rename in
+# official key list (tests/fixtures/official_spade_state_dict_keys.tsv). A future rename in
 # the nets gets one (regex, replacement) entry here instead of a second naming scheme.
 RENAMES: tuple[tuple[str, str], ...] = ()
 
