@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from spadelab.atomic import atomic_path
 from spadelab.config import CONF_DIR
 from spadelab.module import SemanticSynthesis
+from spadelab.perf import performance_callbacks
 from spadelab.runtime import ConfigError, run_command, save_config, validate_targets, write_json
 
 log = logging.getLogger("spadelab.train")
@@ -130,6 +131,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.data)
     module = SemanticSynthesis(plain)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks += performance_callbacks(plain)  # precision + perf.*: checked now, applied in setup
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
