@@ -15,9 +15,11 @@ COMMANDS = {
     "params": ("spadelab.params", "parameter counts next to the paper's"),
     "import-official": ("spadelab.import_official", "convert an official SPADE checkpoint"),
     "data": ("spadelab.data.cli", "data preview | check | export-synthetic"),
-    "sweep": ("spadelab.sweep", "run a results table (experiments/*.yaml) as one multirun"),
-    "report": ("spadelab.report", "gather a sweep into a results table"),
+    "sweep": ("spadelab.tables.sweep", "run a results table (experiments/*.yaml) as one multirun"),
+    "report": ("spadelab.tables.report", "gather a sweep into a results table"),
     "bench": ("spadelab.bench", "time and memory of a training iteration"),
+    "studio": ("spadelab.studio.cli", "paint a label map in the browser, see each run's image"),
+    "study": ("spadelab.studio.study_cli", "Table 2 preference study: create | serve | report"),
 }
 
 

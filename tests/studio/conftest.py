@@ -1,0 +1,66 @@
+"""Fixtures of the studio and study tests: live servers on free ports, headless Chromium.
+
+Browsers: Debian's ``chromium`` driven by Playwright's Python package through
+``executable_path`` (Playwright never downloads a browser here). ``.ci/run`` installs chromium
+when it is missing; the browser tests skip, saying why, only when it is absent and apt-get cannot
+install it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from studio_helpers import CHROMIUM_ARGS
+
+
+def _chromium() -> str | None:
+    path = shutil.which("chromium")
+    if path or os.environ.get("SPADELAB_INSTALL_CHROMIUM", "1") == "0":
+        return path
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        # From Debian's registry, as .ci/run does; never a browser download by Playwright.
+        install = ["apt-get", "install", "-y", "chromium"]
+        if subprocess.run(install, capture_output=True, timeout=600).returncode != 0:
+            subprocess.run(["apt-get", "update"], capture_output=True, timeout=600)
+            subprocess.run(install, capture_output=True, timeout=600)
+    return shutil.which("chromium")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed: pip install -e '.[dev]'"
+    )
+    executable = _chromium()
+    if executable is None:
+        pytest.skip(
+            "chromium is absent and apt-get could not install it (apt-get install chromium)"
+        )
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1100, "height": 760})
+    page = context.new_page()
+    # Nothing may come from the network: every request must go to the local test server.
+    page.outside = []
+    page.on(
+        "request",
+        lambda request: (
+            None
+            if request.url.startswith(("http://127.0.0.1:", "data:", "blob:"))
+            else page.outside.append(request.url)
+        ),
+    )
+    yield page
+    context.close()
+    assert page.outside == [], f"the page fetched from outside localhost: {page.outside}"
