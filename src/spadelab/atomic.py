@@ -2,24 +2,73 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+# Temporary files are named ``.<name>.<pid>.<random>.tmp<suffix>`` beside the target: unique
+# per writer (two processes never share one), on the same filesystem (os.replace is atomic), and
+# traceable to their writer so the leftovers of a killed one can be removed.
+_TMP_MARK = ".tmp"
+
+
+def _stale_temps(path: Path) -> Iterator[Path]:
+    for candidate in path.parent.glob(f".{path.name}.*{_TMP_MARK}{path.suffix}"):
+        parts = candidate.name[len(path.name) + 2 :].split(".")
+        if not parts or not parts[0].isdigit():
+            continue
+        pid = int(parts[0])
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            yield candidate  # its writer is dead: a partial file nobody will finish
+        except PermissionError:
+            continue
 
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
 
-    The temporary name keeps the suffix (``x.npz`` -> ``x.npz.tmp.npz``) so writers that append
-    one, like ``np.savez``, write exactly the yielded path.
+    The temporary name keeps the suffix (``x.npz`` -> ``.x.npz.<pid>.<hex>.tmp.npz``) so writers
+    that append one, like ``np.savez``, write exactly the yielded path. Readers see either the
+    old or the new file, never a torn one, with any number of concurrent writers.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{path.suffix}")
+    for stale in _stale_temps(path):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+    tmp = path.with_name(
+        f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{_TMP_MARK}{path.suffix}"
+    )
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """An exclusive ``fcntl`` lock on ``path`` (created if needed), held for the block.
+
+    Around work whose result goes into a shared cache (the evaluation judge): the second
+    process waits, then finds the first one's result instead of training it again. The kernel
+    drops the lock when its holder dies, so a killed process never blocks the next.
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,19 +1,61 @@
-"""Training callbacks: last.ckpt every epoch, fixed-batch sample grids."""
+"""Training callbacks and the run's CSV log: verified checkpoints (last.ckpt every epoch),
+fixed-batch sample grids, a metrics.csv that survives kills, a report of skipped files."""
 
 from __future__ import annotations
 
+import csv
+import io
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.loggers.logger import rank_zero_experiment
 from torchvision.utils import make_grid, save_image
 
+from spadelab.atomic import atomic_path
 from spadelab.data.labels import colorize
+from spadelab.runtime import CheckpointWriteError, TrainingDiverged
+
+log = logging.getLogger("spadelab.train")
 
 
-class LastCheckpoint(ModelCheckpoint):
+class VerifiedCheckpoint(ModelCheckpoint):
+    """A ModelCheckpoint that never writes non-finite weights and checks that its file landed.
+
+    Lightning's ``_atomic_save`` swallows a PermissionError: without the check an unwritable
+    checkpoints dir trains to the end with no checkpoint. Non-finite weights are refused so a
+    diverged run keeps its last finite checkpoint (what ``ckpt_path=auto`` resumes from).
+    """
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        module = trainer.lightning_module
+        for name, value in module.state_dict().items():
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                raise TrainingDiverged(
+                    f"diverged at step {trainer.global_step // 2} (non-finite weights in {name}); "
+                    f"the last finite checkpoint in {self.dirpath} is kept"
+                )
+        for logger in trainer.loggers:
+            logger.save()  # rows up to this checkpoint are on disk before it is
+        path = Path(filepath)
+        before = path.stat().st_mtime_ns if path.is_file() else None
+        super()._save_checkpoint(trainer, filepath)
+        if not trainer.is_global_zero:
+            return
+        if not path.is_file() or path.stat().st_size == 0 or path.stat().st_mtime_ns == before:
+            raise CheckpointWriteError(
+                f"could not write checkpoint {path.name} to {path.parent} (not writable, or the "
+                "disk is full); fix the directory and resume with ckpt_path=auto"
+            )
+
+
+class LastCheckpoint(VerifiedCheckpoint):
     """``last.ckpt`` at the end of every ``every_n_epochs``-th epoch, overwritten in place.
 
     What ``ckpt_path=auto`` resumes from, next to a ModelCheckpoint that keeps numbered copies.
@@ -104,3 +146,106 @@ class SampleGrid(pl.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         self.write(trainer, pl_module, "final")
+
+
+class AppendingCSVWriter(ExperimentWriter):
+    """Lightning's CSV writer, made safe for resumes and kills.
+
+    Lightning deletes metrics.csv when a writer starts and rewrites it in place when a column
+    appears. This one keeps the file, appends each row as it is logged, drops a row torn by a
+    kill, and on the first save of a resumed run drops the rows at or after its first step
+    (logged after the checkpoint by the killed run, logged again now): every step once.
+    Rewrites are atomic, so a kill at any moment leaves a complete file.
+    """
+
+    def __init__(self, log_dir: str) -> None:
+        super().__init__(log_dir)
+        self._old_rows: list[dict[str, str]] | None = None
+        path = Path(self.metrics_file_path)
+        if path.is_file():
+            text = path.read_text()
+            if text and not text.endswith("\n"):
+                text = text[: text.rfind("\n") + 1]  # a row torn by a kill
+            reader = csv.DictReader(io.StringIO(text))
+            self._old_rows = list(reader)
+            self.metrics_keys = sorted(reader.fieldnames or [])
+
+    def _check_log_dir_exists(self) -> None:
+        pass  # the history of a resumed run stays
+
+    def _write_all(self, rows: list[dict[str, Any]]) -> None:
+        with atomic_path(self.metrics_file_path) as tmp, tmp.open("w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def save(self) -> None:
+        if not self.metrics:
+            return
+        new_keys = self._record_new_keys()
+        if self._old_rows is not None:
+            first = min(float(row["step"]) for row in self.metrics)
+            kept = [r for r in self._old_rows if r.get("step") and float(r["step"]) < first]
+            self._old_rows = None
+            self._write_all(kept)
+        elif new_keys and os.path.isfile(self.metrics_file_path):
+            with open(self.metrics_file_path, newline="") as file:
+                self._write_all(list(csv.DictReader(file)))
+        exists = os.path.isfile(self.metrics_file_path)
+        with open(self.metrics_file_path, "a" if exists else "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
+            if not exists:
+                writer.writeheader()
+            writer.writerows(self.metrics)
+        self.metrics = []
+
+
+class ResumableCSVLogger(CSVLogger):
+    """``CSVLogger`` whose metrics.csv keeps every logged step exactly once across any
+    sequence of kills and resumes (see :class:`AppendingCSVWriter`); rows reach the file as
+    they are logged (``flush_logs_every_n_steps=1``)."""
+
+    def __init__(
+        self,
+        save_dir: str | Path,
+        name: str = "logs",
+        version: str | int | None = "",
+        prefix: str = "",
+        flush_logs_every_n_steps: int = 1,
+    ) -> None:
+        super().__init__(
+            save_dir,
+            name=name,
+            version=version,
+            prefix=prefix,
+            flush_logs_every_n_steps=flush_logs_every_n_steps,
+        )
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> AppendingCSVWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = AppendingCSVWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
+class SkippedFilesReport(pl.Callback):
+    """Counts the files ``data.on_bad_file=skip`` left out and reports them at the end."""
+
+    def __init__(self) -> None:
+        self.skipped: list[str] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if isinstance(batch, dict):
+            self.skipped += list(batch.get("skipped") or [])
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.skipped:
+            unique = sorted(set(self.skipped))
+            log.warning(
+                "data.on_bad_file=skip: skipped %d unreadable sample(s) (%d distinct), e.g. %s",
+                len(self.skipped),
+                len(unique),
+                unique[0],
+            )

@@ -1,16 +1,33 @@
-"""Where the Hydra configs live and how code outside ``@hydra.main`` composes them."""
+"""Where the Hydra configs live, how code outside ``@hydra.main`` composes them, and the
+schemas of the plain (``_target_``-less) config sections."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import yaml
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = Path(os.environ.get("SPADELAB_CONF", REPO_ROOT / "conf")).resolve()
+
+
+def fit_crop_size(base: int, aspect_ratio: float) -> int:
+    """The crop size whose image height (crop / aspect) is still ``base``.
+
+    Small scales fix the shorter side: Cityscapes (aspect 2) at smoke scale is 32x64, whose
+    height survives the generator's 2^5 downsampling, where a crop of 32 gave 16x32.
+    """
+    return int(math.ceil(int(base) * max(1.0, float(aspect_ratio))))
+
+
+OmegaConf.register_new_resolver("spadelab.fit_crop", fit_crop_size, replace=True)
 
 
 def compose_config(config_name: str = "train", overrides: Sequence[str] = ()) -> DictConfig:
@@ -22,3 +39,110 @@ def compose_config(config_name: str = "train", overrides: Sequence[str] = ()) ->
         )
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides))
+
+
+# ---- schemas of the plain sections (checked by spadelab.runtime.check_unknown_keys) ----------
+@dataclass
+class LossConfig:
+    gan_mode: str = "hinge"
+    lambda_feat: float = 10.0
+    lambda_vgg: float = 10.0
+    lambda_kld: float = 0.05
+    vgg_weights: str | None = None
+    vgg_normalize_input: bool = False
+    vgg_layer_weights: list[float] = field(
+        default_factory=lambda: [0.03125, 0.0625, 0.125, 0.25, 1.0]
+    )
+
+
+@dataclass
+class OptimConfig:
+    lr_g: float = 1.0e-4
+    lr_d: float = 4.0e-4
+    beta1: float = 0.0
+    beta2: float = 0.9
+    decay_start_epoch: float = 100.0
+
+
+@dataclass
+class EmaConfig:
+    enabled: bool = False
+    half_life_images: float = 10_000.0
+    rampup: float | None = 0.05
+    decay: float | None = None
+
+
+@dataclass
+class ScaleConfig:
+    name: str = "cpu"
+    ngf: int = 16
+    spade_hidden: int = 32
+    ndf: int = 32
+    encoder_input_size: int = 64
+    max_epochs: int = 5
+    decay_start_epoch: int = 3
+    log_every_n_steps: int = 10
+    sample_every_n_steps: int = 250
+    judge_steps: int = 800
+    checkpoint_every_n_epochs: int = 5
+    notes: str = ""
+
+
+@dataclass
+class JudgeConfig:
+    steps: int | None = None
+    batch_size: int = 16
+    lr: float = 2.0e-3
+    width: int = 16
+    levels: int = 4
+    seed: int = 0
+
+
+@dataclass
+class EvalConfig:
+    segmenter: Any = "judge"
+    resolution_mode: str = "generated"
+    max_images: int | None = None
+    batch_size: int = 16
+    generators: list[str] = field(default_factory=lambda: ["raw", "ema"])
+    inception_weights: str | None = None
+    kid_subset_size: int = 1000
+    cache_dir: str = "."
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+
+
+@dataclass
+class ExperimentConfig:
+    table: str | None = None
+    row: str | None = None
+    group: str | None = None
+    run_name: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+SECTION_SCHEMAS: dict[str, type] = {
+    "loss": LossConfig,
+    "optim": OptimConfig,
+    "ema": EmaConfig,
+    "scale": ScaleConfig,
+    "eval": EvalConfig,
+    "experiment": ExperimentConfig,
+}
+
+
+def _train_top_level_keys() -> frozenset[str]:
+    """train.yaml's own keys and config groups, plus those a group or a sweep adds."""
+    path = CONF_DIR / "train.yaml"
+    if not path.is_file():
+        return frozenset()
+    train = yaml.safe_load(path.read_text()) or {}
+    groups = set()
+    for entry in train.get("defaults", []):
+        if isinstance(entry, dict):
+            groups.update(str(key).split("/")[0].replace("override ", "") for key in entry)
+    own = {key for key in train if key not in ("defaults", "hydra")}
+    # generator_input: set by encoder=vae for the model presets; sweep: added by spadelab sweep.
+    return frozenset(groups | own | {"generator_input", "sweep"})
+
+
+TRAIN_TOP_LEVEL_KEYS = _train_top_level_keys()

@@ -276,6 +276,9 @@ class SemanticSynthesis(pl.LightningModule):
         self.toggle_optimizer(opt_g)
         g_terms, fake = self.generator_losses(label_map, real)
         g_total = sum(g_terms.values())
+        from spadelab.runtime import check_finite_losses  # stop before NaN reaches the weights
+
+        check_finite_losses(g_terms, "loss/g_", iteration)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_total)
         opt_g.step()
@@ -284,6 +287,7 @@ class SemanticSynthesis(pl.LightningModule):
         self.toggle_optimizer(opt_d)
         d_terms = self.discriminator_losses(label_map, fake, real)
         d_total = sum(d_terms.values())
+        check_finite_losses(d_terms, "loss/d_", iteration)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_total)
         opt_d.step()
@@ -450,14 +454,14 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> SemanticSynt
 
     Loads with ``weights_only=True``. The VGG loss is switched off: inference never needs it.
     """
+    from spadelab.runtime import check_finite_weights, load_torch_file
+
     path = find_checkpoint(path)
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # noqa: BLE001
-        raise ValueError(f"ckpt={path} is not a readable torch checkpoint: {error}") from error
+    checkpoint = load_torch_file(path, "ckpt")  # one line for empty/truncated/unsafe files
     cfg = (checkpoint.get("hyper_parameters") or {}).get("cfg")
     if not isinstance(cfg, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"ckpt={path} is not a spadelab checkpoint (no stored config)")
+    check_finite_weights(checkpoint["state_dict"], f"ckpt={path}")  # a diverged run's weights
     cfg = copy.deepcopy(cfg)
     cfg["loss"]["lambda_vgg"] = 0.0
     module = SemanticSynthesis(cfg)
@@ -472,7 +476,8 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> SemanticSynt
         "epoch": checkpoint.get("epoch"),
         "global_step": checkpoint.get("global_step"),
     }
-    return module.eval()
+    # Moved whole, EMA copy included (it is a submodule): device=cuda synthesizes on the GPU.
+    return module.to(map_location).eval()
 
 
 @dataclass

@@ -3,29 +3,59 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import fcntl
 import inspect
 import json
 import logging
+import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from hydra.errors import HydraException, InstantiationException
 from hydra.utils import get_method
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from spadelab.atomic import atomic_path
 
 log = logging.getLogger("spadelab")
 
-# Errors that describe bad input: shown as one line, without a traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, HydraException)
-
 
 class ConfigError(ValueError):
     pass
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss term or a weight became NaN/inf; the message is what a sweep reports."""
+
+
+class RunDirBusy(RuntimeError):
+    """Another live process holds the run dir's lock."""
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint did not reach the disk."""
+
+
+# Errors that describe bad input or a failed run: shown as one line, without a traceback.
+USER_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    HydraException,
+    TrainingDiverged,
+    RunDirBusy,
+    CheckpointWriteError,
+    PermissionError,
+)
+
+# Run dirs this process has claimed (locked, config written): only a failure after the claim
+# writes FAILED.json there, so a refused start never marks a good run dir as failed.
+_CLAIMED: dict[str, IO[str]] = {}
+_STARTED: set[str] = set()
 
 
 def validate_targets(cfg: DictConfig | dict, path: str = "") -> None:
@@ -78,21 +108,227 @@ def _check_signature(fn: Callable, cfg: Any, path: str) -> None:
         )
 
 
+def check_unknown_keys(cfg: DictConfig | Mapping[str, Any]) -> None:
+    """Fail, listing the valid keys, when a plain config section has a key its schema lacks.
+
+    Hydra's struct mode refuses a typo'd plain key but accepts it with ``+``
+    (``+loss.lambda_fet=0``), and an experiments row can set it too; ``_target_`` nodes are
+    checked against signatures by :func:`validate_targets`. This checks the plain sections
+    (``loss``, ``optim``, ``ema``, ``scale``, ``eval``, ``experiment`` and the top level of
+    train.yaml) against the dataclasses in :mod:`spadelab.config`, keys and value types.
+    """
+    from spadelab.config import SECTION_SCHEMAS, TRAIN_TOP_LEVEL_KEYS
+
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=False)  # interpolations stay strings
+    if "run_dir" in cfg and "model" in cfg:  # a train config
+        unknown = sorted(set(cfg) - TRAIN_TOP_LEVEL_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"unknown key {unknown[0]}; valid top-level keys: "
+                f"{', '.join(sorted(TRAIN_TOP_LEVEL_KEYS))}"
+            )
+    for section, schema in SECTION_SCHEMAS.items():
+        node = cfg.get(section)
+        if not isinstance(node, Mapping):
+            continue
+        _check_fields(node, schema, section)
+        try:
+            # Interpolations (${scale.decay_start_epoch}) are left to resolution time.
+            values = {k: v for k, v in node.items() if not _is_interpolation(v)}
+            OmegaConf.merge(OmegaConf.structured(schema), values)
+        except OmegaConfBaseException as error:
+            parts = str(getattr(error, "full_key", None) or "?").split(".")
+            value: Any = node
+            owner: Any = schema
+            for part in parts:
+                value = value.get(part) if isinstance(value, Mapping) else None
+                if part != parts[-1]:
+                    owner = next(
+                        (f.default_factory for f in dataclasses.fields(owner) if f.name == part),
+                        owner,
+                    )
+            raise ConfigError(
+                f"{section}.{'.'.join(parts)}={value!r} is not a valid value (expected "
+                f"{_field_type(owner, parts[-1])})"
+            ) from None
+
+
+def _check_fields(node: Mapping[str, Any], schema: type, path: str) -> None:
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    unknown = sorted(set(node) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown key {path}.{unknown[0]}; valid keys of {path}: {', '.join(sorted(fields))}"
+        )
+    for name, value in node.items():
+        nested = fields[name].default_factory
+        if isinstance(value, Mapping) and dataclasses.is_dataclass(nested):
+            _check_fields(value, nested, f"{path}.{name}")
+
+
+def _is_interpolation(value: Any) -> bool:
+    return isinstance(value, str) and "${" in value
+
+
+def _field_type(schema: type, name: str) -> str:
+    for field in dataclasses.fields(schema):
+        if field.name == name:
+            return str(field.type).replace("typing.", "")
+    return "another type"
+
+
+def load_torch_file(path: str | os.PathLike[str], setting: str) -> dict[str, Any]:
+    """``torch.load(weights_only=True)`` with one clear line for every unreadable file."""
+    import torch
+
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise ValueError(f"{setting}={path} is empty (0 bytes); pass a complete checkpoint")
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except ValueError:
+        raise
+    except OSError as error:
+        raise ValueError(f"{setting}={path} cannot be read: {error.strerror or error}") from None
+    except Exception as error:  # noqa: BLE001 - every torch/pickle failure means "unreadable"
+        text = str(error)
+        if "Weights only load failed" in text or "GLOBAL" in text:
+            # Never repeat torch's advice to retry with weights_only=False: that runs the code.
+            reason = "it holds Python objects other than tensors (refused: loading could run code)"
+        elif isinstance(error, EOFError) or "central directory" in text or "zip" in text:
+            reason = "it is truncated or not a torch checkpoint"
+        else:
+            reason = text.splitlines()[0] if text.strip() else type(error).__name__
+        raise ValueError(f"{setting}={path} is not a readable checkpoint: {reason}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{setting}={path} is not a Lightning checkpoint (no dict inside)")
+    return data
+
+
+def check_finite_weights(state_dict: Mapping[str, Any], source: str) -> None:
+    """Refuse weights with NaN/inf: images from them are black and metrics meaningless."""
+    import torch
+
+    bad = [
+        key
+        for key, value in state_dict.items()
+        if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all()
+    ]
+    if bad:
+        raise ValueError(
+            f"{source} holds non-finite weights ({len(bad)} tensors, e.g. {bad[0]}): the run "
+            "diverged; use an earlier checkpoint or retrain with a lower optim.lr_g/lr_d"
+        )
+
+
+def check_finite_losses(terms: Mapping[str, Any], prefix: str, step: int) -> None:
+    """Stop training at the first NaN/inf loss term, naming the step and the term."""
+    import torch
+
+    values = torch.stack([v.detach().float() for v in terms.values()])
+    if bool(torch.isfinite(values).all()):
+        return
+    for name, value in terms.items():
+        if not torch.isfinite(value).all():
+            raise TrainingDiverged(f"diverged at step {step} ({prefix}{name}={value.item():g})")
+
+
+def resolve_device(device: str) -> str:
+    """``device=`` checked once, so every entry point fails the same clear way."""
+    import torch
+
+    try:
+        parsed = torch.device(str(device))
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device={device} is not a torch device; use cpu, cuda or cuda:N"
+        ) from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device} but this machine has no CUDA GPU; use device=cpu")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device} but only {torch.cuda.device_count()} GPU(s) exist; "
+                "use cuda:0..cuda:N-1"
+            )
+    elif parsed.type != "cpu":
+        raise ValueError(f"device={device} is not supported; use cpu or cuda[:N]")
+    return str(parsed)
+
+
+def claim_run_dir(run_dir: Path) -> None:
+    """Lock ``run_dir`` for this process's life: one run per run dir.
+
+    An ``fcntl`` lock dies with its process, so a run killed with -9 never blocks its resume.
+    """
+    key = str(run_dir.resolve())
+    if key in _CLAIMED:
+        return
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = (run_dir / ".lock").open("a+")
+    except PermissionError:
+        raise ConfigError(
+            f"run_dir={run_dir} is not writable; choose another run_dir or fix its permissions"
+        ) from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise RunDirBusy(
+            f"run_dir={run_dir} is in use by another spadelab process (pid {holder}); wait for "
+            "it to finish or choose another run_dir"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    if not os.access(run_dir, os.W_OK):
+        handle.close()
+        raise ConfigError(
+            f"run_dir={run_dir} is not writable; choose another run_dir or fix its permissions"
+        )
+    _CLAIMED[key] = handle
+    _STARTED.add(key)
+
+
+def release_run_dir(run_dir: Path) -> None:
+    handle = _CLAIMED.pop(str(run_dir.resolve()), None)
+    if handle is not None:
+        handle.close()  # closing drops the flock
+
+
 def describe_error(error: BaseException) -> str:
     """The innermost message worth showing, for errors wrapped by Hydra's instantiate."""
     while isinstance(error, InstantiationException) and error.__cause__ is not None:
         error = error.__cause__
+    if isinstance(error, MissingMandatoryValue):
+        key = getattr(error, "full_key", None) or "?"
+        return f"{key} is required; pass {key}=... on the command line"
+    if isinstance(error, PermissionError):
+        return (
+            f"permission denied writing {error.filename}; make it writable or choose another path"
+        )
     message = str(error).strip().splitlines()
+    if message and "in DataLoader worker process" in message[0]:
+        # The worker's exception re-raised with its traceback inside: keep its last line.
+        last = message[-1].strip()
+        message = [last.split(": ", 1)[1] if ": " in last else last]
     text = " ".join(line.strip() for line in message if line.strip()) or type(error).__name__
-    return text if isinstance(error, USER_ERRORS) else f"{type(error).__name__}: {text}"
+    return text if is_user_error(error) else f"{type(error).__name__}: {text}"
 
 
 def is_user_error(error: BaseException) -> bool:
     while isinstance(error, InstantiationException) and error.__cause__ is not None:
         error = error.__cause__
-    return isinstance(error, USER_ERRORS) and not isinstance(
-        error, NotImplementedError | RecursionError
-    )
+    # Lightning's MisconfigurationException: a trainer.* setting it refuses, already worded.
+    lightning_config = type(error).__name__ == "MisconfigurationException"
+    return (
+        isinstance(error, (*USER_ERRORS, MissingMandatoryValue)) or lightning_config
+    ) and not isinstance(error, NotImplementedError | RecursionError)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -116,8 +352,9 @@ def run_command(name: str, fn: Callable[[DictConfig], Any], cfg: DictConfig) -> 
         return fn(cfg)
     except Exception as error:  # noqa: BLE001 - every error is reported, then re-raised or exited
         message = describe_error(error)
-        run_dir = cfg.get("run_dir") if isinstance(cfg, DictConfig) else None
-        if run_dir:
+        run_dir = _run_dir_of(cfg)
+        claimed = run_dir is not None and str(Path(run_dir).resolve()) in _STARTED
+        if run_dir and not isinstance(error, RunDirBusy) and (claimed or _in_multirun()):
             # The original error matters more than a failure to record it.
             with contextlib.suppress(Exception):
                 write_json(
@@ -133,6 +370,16 @@ def run_command(name: str, fn: Callable[[DictConfig], Any], cfg: DictConfig) -> 
         raise
 
 
+def _run_dir_of(cfg: Any) -> str | None:
+    if not isinstance(cfg, DictConfig):
+        return None
+    try:
+        value = cfg.get("run_dir")
+    except OmegaConfBaseException:
+        return None
+    return str(value) if value else None
+
+
 def _in_multirun() -> bool:
     try:
         from hydra.core.hydra_config import HydraConfig
@@ -141,3 +388,44 @@ def _in_multirun() -> bool:
         return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     except Exception:  # noqa: BLE001
         return False
+
+
+def check_overrides(name: str, config_name: str, args: list[str]) -> None:
+    """Before Hydra starts: a typo'd key on the command line fails in one line listing the
+    valid keys, where Hydra would suggest adding it with ``+`` (which then trains silently);
+    ``+``-added keys are checked by :func:`check_unknown_keys` the same way.
+
+    Anything else Hydra reports itself; multiruns and Hydra flags are left to Hydra.
+    """
+    if any(arg.startswith("-") for arg in args):
+        return
+    overrides = [a for a in args if not a.startswith(("hydra.", "hydra/", "+hydra", "~hydra"))]
+    from hydra.core.global_hydra import GlobalHydra
+
+    from spadelab.config import compose_config
+
+    if GlobalHydra.instance().is_initialized():
+        return
+    try:
+        cfg = compose_config(config_name, overrides)
+        check_unknown_keys(cfg)
+        return
+    except ConfigError as error:
+        message = str(error)
+    except Exception as error:  # noqa: BLE001 - only struct errors are ours to explain
+        cause = error.__cause__ or error
+        if "not in struct" not in str(cause):
+            return
+        key = str(getattr(cause, "full_key", "") or "")
+        parent, _, leaf = key.rpartition(".")
+        rest = [a for a in overrides if not a.lstrip("+~").startswith(f"{key}=")]
+        try:
+            node = compose_config(config_name, rest)
+            node = OmegaConf.select(node, parent) if parent else node
+            valid = sorted(str(k) for k in node if not str(k).startswith("_"))
+        except Exception:  # noqa: BLE001
+            return
+        where = f"valid keys of {parent}" if parent else "valid top-level keys"
+        message = f"unknown key {key}; {where}: {', '.join(valid)}"
+    print(f"spadelab {name}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +14,23 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from spadelab.atomic import atomic_path
+from spadelab.callbacks import SkippedFilesReport
 from spadelab.config import CONF_DIR
 from spadelab.module import SemanticSynthesis
 from spadelab.perf import performance_callbacks
-from spadelab.runtime import ConfigError, run_command, save_config, validate_targets, write_json
+from spadelab.runtime import (
+    ConfigError,
+    check_finite_weights,
+    check_overrides,
+    check_unknown_keys,
+    claim_run_dir,
+    load_torch_file,
+    release_run_dir,
+    run_command,
+    save_config,
+    validate_targets,
+    write_json,
+)
 
 log = logging.getLogger("spadelab.train")
 
@@ -49,8 +60,11 @@ def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
 
 
 def check_checkpoint_matches(ckpt: str, cfg: dict[str, Any]) -> None:
-    saved = torch.load(ckpt, map_location="cpu", weights_only=True)
-    saved_cfg = saved.get("hyper_parameters", {}).get("cfg", {})
+    saved = load_torch_file(ckpt, "ckpt_path")
+    saved_cfg = (saved.get("hyper_parameters") or {}).get("cfg")
+    if not isinstance(saved_cfg, dict) or "state_dict" not in saved:
+        raise ConfigError(f"ckpt_path={ckpt} is not a spadelab checkpoint (no stored config)")
+    check_finite_weights(saved["state_dict"], f"ckpt_path={ckpt}")
     differences = [key for key in ARCHITECTURE_KEYS if saved_cfg.get(key) != cfg.get(key)]
     for key in ("label_nc", "contain_dontcare_label", "use_instance", "crop_size"):
         if saved_cfg.get("data", {}).get(key) != cfg["data"].get(key):
@@ -80,51 +94,60 @@ def finish_wandb(loggers: list[Any], failed: bool) -> None:
                 wandb.finish(exit_code=1 if failed else 0)
 
 
-def csv_histories(loggers: list[Any]) -> dict[Path, str]:
-    """The metrics.csv files of CSV loggers as they are before a resumed fit.
+def check_devices(cfg: DictConfig) -> None:
+    """Several CPU processes need a spawning strategy (trainer=ddp_cpu); anything else starts
+    N copies of the whole command that fail with pages of tracebacks."""
+    trainer = cfg.get("trainer") or {}
+    accelerator = str(trainer.get("accelerator", "auto"))
+    devices = trainer.get("devices", 1)
+    strategy = str(trainer.get("strategy", "auto"))
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if isinstance(devices, str) and devices.strip().isdigit():
+        devices = int(devices)
+    count = len(devices) if isinstance(devices, list | tuple) else devices
+    if isinstance(count, int) and not isinstance(count, bool) and count < 1 and count != -1:
+        raise ConfigError(f"trainer.devices={devices} must be >= 1 (or -1: all)")
+    if on_cpu and isinstance(count, int) and count > 1 and "spawn" not in strategy:
+        raise ConfigError(
+            f"trainer.devices={devices} on CPU needs a spawning strategy: use trainer=ddp_cpu "
+            f"trainer.devices={devices}, or trainer.devices=1"
+        )
 
-    Lightning's CSVLogger deletes an existing metrics.csv when it starts writing, so resuming
-    a run (``ckpt_path=auto``/``last``) would lose the curves logged before the checkpoint.
-    """
-    histories = {}
-    for logger in loggers:
-        if type(logger).__name__ == "CSVLogger":
-            path = Path(logger.log_dir) / "metrics.csv"
-            if path.is_file():
-                histories[path] = path.read_text()
-    return histories
 
-
-def restore_csv_histories(histories: dict[Path, str]) -> None:
-    """Put the rows logged before the resume back in front of the resumed run's rows.
-
-    Rows of the old file at or after the resumed run's first step (logged after the checkpoint
-    by the interrupted run) are dropped: the resumed run logged those steps again.
-    """
-    for path, old_text in histories.items():
-        old_rows = list(csv.DictReader(io.StringIO(old_text)))
-        new_rows = list(csv.DictReader(path.open(newline=""))) if path.is_file() else []
-        steps = [int(float(row["step"])) for row in new_rows if row.get("step")]
-        if steps:
-            first = min(steps)
-            old_rows = [r for r in old_rows if r.get("step") and int(float(r["step"])) < first]
-        keys = sorted({key for row in old_rows + new_rows for key in row})
-        with atomic_path(path) as tmp, tmp.open("w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(old_rows + new_rows)
+def _is_main_process() -> bool:
+    """False in the extra ranks a DDP launcher starts; they share rank 0's run dir."""
+    return all(os.environ.get(name, "0") == "0" for name in ("LOCAL_RANK", "NODE_RANK", "RANK"))
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit one run; returns its final metrics. The run dir holds config, checkpoints, samples."""
     run_dir = Path(str(cfg.run_dir))
     validate_targets(cfg)
+    check_unknown_keys(cfg)
+    check_devices(cfg)
     configure_wandb(cfg)
     plain = OmegaConf.to_container(cfg, resolve=True)
     ckpt = resolve_checkpoint(cfg.get("ckpt_path"), run_dir)
     if ckpt is not None:
         check_checkpoint_matches(ckpt, plain)
         log.info("resuming from %s", ckpt)
+    main_process = _is_main_process()
+    if main_process:
+        claim_run_dir(run_dir)  # one run per run dir, held until this function returns
+        print(f"spadelab train: run dir {run_dir}", flush=True)
+    try:
+        summary = _fit(cfg, plain, run_dir, ckpt)
+    finally:
+        if main_process:
+            release_run_dir(run_dir)
+    if main_process:
+        print(f"spadelab train: finished; run dir {run_dir}", flush=True)
+    return summary
+
+
+def _fit(
+    cfg: DictConfig, plain: dict[str, Any], run_dir: Path, ckpt: str | None
+) -> dict[str, Any]:
     save_config(cfg, run_dir)
     (run_dir / "FAILED.json").unlink(missing_ok=True)  # a retried run starts clean
     pl.seed_everything(int(cfg.seed), workers=True)
@@ -132,6 +155,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     module = SemanticSynthesis(plain)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks += performance_callbacks(plain)  # precision + perf.*: checked now, applied in setup
+    skipped = SkippedFilesReport()
+    callbacks.append(skipped)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
@@ -139,14 +164,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logger=loggers or False,
         default_root_dir=str(run_dir),
     )
-    histories = csv_histories(loggers) if ckpt is not None else {}
     failed = True
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
         failed = False
     finally:
         finish_wandb(loggers, failed)
-        restore_csv_histories(histories)
     summary = {
         "run_dir": str(run_dir),
         "global_step": trainer.global_step,
@@ -154,6 +177,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
         "last_checkpoint": str(run_dir / "checkpoints" / "last.ckpt"),
+        "skipped_files": len(skipped.skipped),
         # Under DDP every rank returns here; only rank 0 writes files and evaluates.
         "is_global_zero": trainer.is_global_zero,
     }
@@ -163,8 +187,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> Any:
+def hydra_main(cfg: DictConfig) -> Any:
     return run_command("train", train, cfg)
+
+
+def main() -> Any:
+    """``spadelab train``: typo'd keys fail in one line before Hydra starts, and Hydra's own
+    files (.hydra/, train.log) go into the run dir instead of ./runs/<date>/<time>/."""
+    args = sys.argv[1:]
+    check_overrides("train", "train", args)
+    run_dirs = [a.split("=", 1)[1] for a in args if a.startswith("run_dir=")]
+    if run_dirs and not any(a.startswith("hydra.run.dir=") for a in args):
+        sys.argv.append(f"hydra.run.dir={run_dirs[-1]}")
+    return hydra_main()
 
 
 if __name__ == "__main__":

@@ -42,10 +42,28 @@ class SemanticDataModule(pl.LightningDataModule):
         max_train_samples: int | None = None,
         max_val_samples: int | None = None,
         check_on_setup: bool = True,
+        on_bad_file: str = "error",
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size={batch_size} must be >= 1")
+        for setting, value, low in (
+            ("batch_size", batch_size, 1),
+            ("val_batch_size", val_batch_size, 1),
+            ("num_workers", num_workers, 0),
+            ("max_train_samples", max_train_samples, 1),
+            ("max_val_samples", max_val_samples, 1),
+            ("crop_size", crop_size, 1),
+            ("label_nc", label_nc, 1),
+        ):
+            if value is None and setting not in ("batch_size", "num_workers", "crop_size"):
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(
+                    f"data.{setting}={value!r} must be an integer >= {low}"
+                    + (" (or null: all samples)" if setting.startswith("max_") else "")
+                )
+        if on_bad_file not in ("error", "skip"):
+            raise ValueError(f"data.on_bad_file={on_bad_file} must be error or skip")
+        self.on_bad_file = on_bad_file
         self.dataset_factory = dataset
         self.name = name
         self.spec = LabelSpec(label_nc, contain_dontcare_label, use_instance, eval_ignore_index)
@@ -100,12 +118,17 @@ class SemanticDataModule(pl.LightningDataModule):
                     setattr(subset, attribute, getattr(dataset, attribute))
             dataset = subset
         if len(dataset) == 0:
-            raise ValueError(f"data={self.name}: the {split} split is empty; check data.root")
+            root = getattr(self.dataset_factory, "keywords", {}).get("root")
+            raise ValueError(
+                f"data={self.name}: no {split} samples under data.dataset.root={root}: the "
+                "folder holds no files this dataset config selects (its layout, scene or class "
+                "filters); check the root and the data= choice, or run `spadelab data check`"
+            )
         if self.check_on_setup:
             from spadelab.data.check import quick_check
 
             quick_check(dataset, self.spec, split=split, name=self.name)
-        return dataset
+        return GuardedDataset(dataset, self.on_bad_file) if split == "train" else dataset
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
@@ -138,9 +161,50 @@ class SemanticDataModule(pl.LightningDataModule):
         return collate([self.val_set[i] for i in range(min(n, len(self.val_set)))])
 
 
+class GuardedDataset(Dataset):
+    """A training split whose unreadable files fail in one line naming the file, or are
+    skipped (``data.on_bad_file=skip``) and reported by the training run at its end."""
+
+    def __init__(self, dataset: Dataset, on_bad_file: str) -> None:
+        self.dataset = dataset
+        self.on_bad_file = on_bad_file
+        for attribute in ("palette", "class_names"):
+            if hasattr(dataset, attribute):
+                setattr(self, attribute, getattr(dataset, attribute))
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        try:
+            return self.dataset[index]
+        except (OSError, ValueError) as error:
+            message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            if self.on_bad_file == "skip":
+                return {"skipped": message}
+            raise BadFileError(
+                f"{message} (training sample {index}); fix or remove the file, or set "
+                "data.on_bad_file=skip to leave such files out"
+            ) from None
+
+
+class BadFileError(ValueError):
+    pass
+
+
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    skipped = [s["skipped"] for s in samples if "skipped" in s]
+    if skipped:
+        samples = [s for s in samples if "skipped" not in s]
+        if not samples:
+            raise BadFileError(
+                f"every sample of a training batch is unreadable, e.g. {skipped[0]}; "
+                "run `spadelab data check`"
+            )
     batch: dict[str, Any] = {}
     for key in samples[0]:
         values = [sample[key] for sample in samples]
         batch[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else values
+    if skipped:
+        batch["skipped"] = skipped
     return batch

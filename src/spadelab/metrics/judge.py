@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spadelab.atomic import atomic_path
+from spadelab.atomic import atomic_path, file_lock
 from spadelab.metrics.segmentation import ConfusionMatrix
 
 __all__ = [
@@ -272,6 +272,15 @@ def _train_judge(
 
 
 def load_or_train_judge(
+    cache_dir: str | os.PathLike[str], cache_key: str, *args: Any, **kwargs: Any
+) -> tuple[JudgeNet, dict[str, Any]]:
+    """:func:`_load_or_train_judge` under a per-key file lock: concurrent evaluations train a
+    missing judge once (the others wait, then load it from the cache)."""
+    with file_lock(Path(cache_dir) / f"judge-{cache_key}.lock"):
+        return _load_or_train_judge(cache_dir, cache_key, *args, **kwargs)
+
+
+def _load_or_train_judge(
     cache_dir: str | os.PathLike[str],
     cache_key: str,
     train_loader: Iterable[Mapping[str, Any]] | None,
