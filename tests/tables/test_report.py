@@ -5,15 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-import struct
-import time
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
+from wandb_files import wandb_run_record
 
-from spadelab import report
-from spadelab.sweep import load_experiment
+from spadelab.runtime import ConfigError
+from spadelab.tables import report
+from spadelab.tables.spec import load_experiment
+from spadelab.tables.stats import t_quantile
 
 EXPERIMENT = """
 name: fake
@@ -58,6 +61,7 @@ def write_metrics(
     params: int = 494_799,
     scale: str = "cpu",
     size: tuple[int, int] = (64, 64),
+    ema_miou: float | None = None,
 ) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics = {
@@ -74,6 +78,8 @@ def write_metrics(
             "fid_status": "skipped: no Inception weights",
         },
     }
+    if ema_miou is not None:
+        metrics["generator_ema"] = {"miou": ema_miou, "accuracy": accuracy + 1, "fd_judge": 1.0}
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
 
 
@@ -99,68 +105,272 @@ def fabricated(tmp_path: Path) -> tuple[Any, Path]:
     return load_experiment(path), sweep_dir
 
 
-def cells(line: str) -> list[str]:
-    return [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+def markdown_rows(text: str) -> dict[str, dict[str, str]]:
+    """The Markdown table of a report as {row label: {column header: cell}}."""
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0].strip("|").split(" | ")]
+    rows = {}
+    for line in lines[1:]:
+        cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+        rows[cells[0]] = dict(zip(header, cells))
+    return rows
 
 
-def test_mean_and_sample_std() -> None:
-    assert report.mean_std([10.0, 12.0, 14.0]) == (12.0, 2.0)
-    assert report.mean_std([3.0]) == (3.0, None)
+def write_experiment(tmp_path: Path, text: str) -> Any:
+    path = tmp_path / "e.yaml"
+    path.write_text("name: e\ntitle: t\nsource: s\n" + text)
+    return load_experiment(path)
 
 
 def test_report_rows_with_seeds_failures_and_missing_runs(fabricated) -> None:
     experiment, sweep_dir = fabricated
     results = report.gather(experiment, sweep_dir)
     text = report.format_markdown(experiment, results, sweep_dir, "cpu", "synthetic")
-    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if "|" in line}
+    rows = markdown_rows(text)
+    half = t_quantile(3) * 2 / math.sqrt(3)  # s = 2 over 3 seeds: 4.97
 
     three = rows["three seeds"]
-    assert "12.0 ± 2.0" in three and "51.0 ± 1.0" in three and "ok (3 seeds)" in three
-    assert "0.49M" in three and "0.49M ±" not in three  # one architecture: no spread
-    assert "| 35.2 | 38.5 |" in three
+    assert three["ours: mIoU"] == f"12.0 ± {half:.1f}" == "12.0 ± 5.0"
+    assert three["ours: accuracy"] == "51.0 ± 2.5" and three["Δ mIoU"] == "reference"
+    assert three["ours: G params"] == "0.49M" and three["status"] == "ok (3 seeds)"
+    assert (three["paper: coco_miou"], three["paper: ade_miou"]) == ("35.2", "38.5")
 
     partial = rows["one ok, one failed, one missing [1]"]
-    assert "| 20.0 | 60.0 |" in partial
-    assert "ok (seed 0); failed (seed 1): RuntimeError: out of memory; missing (seed 2)" in partial
+    assert partial["ours: mIoU"] == "20.0" and partial["ours: accuracy"] == "60.0"
+    assert partial["Δ mIoU"] == "+10.0 (1 seed)"  # seed 0 only: 20 - 10
+    assert partial["status"] == (
+        "ok (seed 0); failed (seed 1): RuntimeError: out of memory; missing (seed 2)"
+    )
     assert "second line" not in text
 
     broken = rows["all failed"]
-    assert cells(broken)[1:5] == ["failed"] * 4
-    assert (
-        "failed (seeds 0, 1): ValueError: bad norm; failed (seed 2): ValueError: other" in broken
+    assert [broken[f"ours: {c}"] for c in ("mIoU", "accuracy", "FD (judge)", "G params")] == [
+        "failed"
+    ] * 4
+    assert broken["status"] == (
+        "failed (seeds 0, 1): ValueError: bad norm; failed (seed 2): ValueError: other"
     )
-    assert cells(rows["never ran"])[1:] == ["missing"] * 4 + ["-", "-", "missing"]
-    assert rows["CRN"].endswith("| 23.7 | - | not implemented (cascaded refinement network) |")
-    assert "same run as three seeds; ok (3 seeds)" in rows["the default again"]
-    assert "12.0 ± 2.0" in rows["the default again"]
+    assert rows["never ran"]["ours: mIoU"] == "missing" and rows["never ran"]["Δ mIoU"] == "-"
+    assert rows["CRN"]["ours: mIoU"] == "-" and rows["CRN"]["paper: coco_miou"] == "23.7"
+    assert rows["CRN"]["status"] == "not implemented (cascaded refinement network)"
+    again = rows["the default again"]
+    assert again["status"] == "same run as three seeds; ok (3 seeds)"
+    assert again["ours: mIoU"] == "12.0 ± 5.0" and again["Δ mIoU"] == "same run"
 
     # The header says what the numbers are, so nobody reads them as the paper's.
-    assert "scale=cpu, data=synthetic, 64x64 images, seeds [0, 1, 2] (mean ± sample std)" in text
+    assert "scale=cpu, data=synthetic, 64x64 images, raw generator weights" in text
+    assert "seeds [0, 1, 2] (3 seeds): cells are the mean over seeds ± the half-width" in text
+    assert "Δ mIoU: the row minus its reference row (three seeds)" in text
+    assert "smallest resolvable Δ mIoU: unknown (no row has 2 seeds shared" in text
     assert "judge ceiling" in text and "mIoU 41.0, accuracy 81.0" in text
     assert "Park et al. 2019, Table 99" in text and "256x256 on 8 GPUs" in text
     assert "compare the rows with each other, not with the paper" in text
     assert "a table note" in text and "[1] a row note" in text
     assert "4 ok, 4 failed, 4 missing" in text  # same_as rows are not counted twice
-    header = next(line for line in text.splitlines() if line.startswith("| row"))
-    assert "paper: coco_miou" in header and "paper: ade_miou" in header
+    assert "nan" not in text.lower()
 
 
-def test_report_csv_has_raw_numbers(fabricated) -> None:
+PAIRS = """
+seeds: [0, 1, 2]
+reference: base
+rows:
+  - {name: base, label: base, overrides: []}
+  - {name: better, label: better, overrides: [norm=batch]}
+  - {name: noisy, label: noisy, overrides: [norm=instance]}
+  - {name: own, label: own reference, overrides: [norm=none], reference: better}
+"""
+
+
+def test_paired_differences_with_marks_and_own_references(tmp_path: Path) -> None:
+    experiment = write_experiment(tmp_path, PAIRS)
+    sweep_dir = tmp_path / "sweep"
+    values = {
+        "base": (40.0, 50.0, 60.0),
+        "better": (45.0, 55.5, 64.5),  # +5, +5.5, +4.5: resolved
+        "noisy": (43.0, 47.0, 61.0),  # +3, -3, +1: not resolved
+        "own": (45.0, 55.5),  # = better at seeds 0, 1; seed 2 missing
+    }
+    for row, mious in values.items():
+        for seed, miou in enumerate(mious):
+            write_metrics(sweep_dir / f"{row}-seed{seed}", miou, 50.0)
+    results = report.gather(experiment, sweep_dir)
+    text = report.format_markdown(experiment, results, sweep_dir, "cpu", "synthetic")
+    rows = markdown_rows(text)
+    better_half = t_quantile(3) * 0.5 / math.sqrt(3)  # s = 0.5: 1.24
+    assert rows["better"]["Δ mIoU"] == f"+5.0 ± {better_half:.1f} *" == "+5.0 ± 1.2 *"
+    assert rows["noisy"]["Δ mIoU"] == "+0.3 ± 7.6"  # s = 3.06: the interval holds 0
+    assert rows["own reference"]["Δ mIoU"] == "0.0 ± 0.0"  # paired over seeds 0, 1 only
+    assert rows["own reference"]["compared with"] == "better"
+    assert rows["noisy"]["compared with"] == "base" and rows["base"]["compared with"] == "-"
+    assert "rows naming their own: better" in text
+    # Half-widths 1.24, 7.59, 0.0 -> median 1.24 over 3 rows.
+    assert "smallest resolvable Δ mIoU: 1.2 = the median over 3 row(s) of the half-width" in text
+
+    records = {
+        r["row"]: r
+        for r in csv.DictReader(io.StringIO(report.format_csv(experiment, results, "cpu", "x")))
+    }
+    better = records["better"]
+    assert float(better["miou_diff"]) == pytest.approx(5.0)
+    assert float(better["miou_diff_ci_low"]) == pytest.approx(5.0 - better_half)
+    assert float(better["miou_diff_ci_high"]) == pytest.approx(5.0 + better_half)
+    assert better["miou_diff_n"] == "3" and better["reference"] == "base"
+    assert records["own"]["miou_diff_n"] == "2" and records["own"]["reference"] == "better"
+    assert records["base"]["miou_diff"] == "" and records["base"]["reference"] == ""
+
+
+def test_a_failed_reference_row_is_named(tmp_path: Path) -> None:
+    experiment = write_experiment(tmp_path, PAIRS)
+    sweep_dir = tmp_path / "sweep"
+    for seed in (0, 1):
+        write_failure(sweep_dir / f"base-seed{seed}", "ValueError: planted")
+        write_metrics(sweep_dir / f"better-seed{seed}", 50.0 + seed, 50.0)
+    results = report.gather(experiment, sweep_dir, seeds=[0, 1])
+    text = report.format_markdown(experiment, results, sweep_dir, "cpu", "synthetic")
+    assert "reference row base (base) is failed: the rows compared with it have no Δ" in text
+    assert "ValueError: planted" in text
+    rows = markdown_rows(text)
+    assert rows["better"]["Δ mIoU"] == "ref. failed"
+    assert rows["noisy"]["Δ mIoU"] == "ref. failed"  # its own runs are missing as well
+    assert rows["own reference"]["Δ mIoU"] == "-"  # its reference (better) ran, it did not
+
+
+def test_one_seed_gives_means_and_says_no_ci_is_possible(fabricated, tmp_path: Path) -> None:
+    experiment, sweep_dir = fabricated
+    results = report.gather(experiment, sweep_dir, seeds=[0])
+    text = report.format_markdown(experiment, results, sweep_dir, "cpu", "synthetic")
+    assert "no CI possible (1 seed)" in text and "nan" not in text.lower()
+    rows = markdown_rows(text)
+    assert rows["three seeds"]["ours: mIoU"] == "10.0" and "±" not in text.split("\n| row")[1]
+    assert rows["one ok, one failed, one missing [1]"]["Δ mIoU"] == "+10.0 (1 seed)"
+    records = list(csv.DictReader(io.StringIO(report.format_csv(experiment, results, "cpu", "x"))))
+    assert records[0]["miou_mean"] == "10.0" and records[0]["miou_ci_low"] == ""
+    assert "nan" not in report.format_csv(experiment, results, "cpu", "x").lower()
+
+
+def test_report_csv_holds_numbers(fabricated) -> None:
     experiment, sweep_dir = fabricated
     results = report.gather(experiment, sweep_dir)
     records = {
         r["row"]: r
         for r in csv.DictReader(io.StringIO(report.format_csv(experiment, results, "cpu", "x")))
     }
-    assert float(records["three"]["miou_mean"]) == 12.0
-    assert float(records["three"]["miou_std"]) == 2.0
-    assert records["three"]["n_ok"] == "3" and records["three"]["seeds"] == "0 1 2"
-    assert records["three"]["scale"] == "cpu" and records["three"]["image_size"] == "64x64"
-    assert float(records["three"]["paper_coco_miou"]) == 35.2
+    three = records["three"]
+    half = t_quantile(3) * 2 / math.sqrt(3)
+    assert float(three["miou_mean"]) == 12.0 and float(three["miou_std"]) == 2.0
+    assert float(three["miou_ci_low"]) == pytest.approx(12.0 - half)
+    assert float(three["miou_ci_high"]) == pytest.approx(12.0 + half)
+    assert three["miou_n"] == "3" and three["n_ok"] == "3" and three["seeds"] == "0 1 2"
+    assert float(three["generator_params"]) == 494_799
+    assert three["scale"] == "cpu" and three["image_size"] == "64x64"
+    assert float(three["paper_coco_miou"]) == 35.2
+    assert float(records["partial"]["miou_diff"]) == 10.0
+    assert (
+        records["partial"]["miou_diff_n"] == "1" and records["partial"]["miou_diff_ci_low"] == ""
+    )
     assert records["partial"]["paper_ade_miou"] == ""
     assert records["partial"]["note"] == "a row note"
     assert records["broken"]["miou_mean"] == "" and records["broken"]["n_ok"] == "0"
     assert records["crn"]["status"].startswith("not implemented")
+    # Every statistic column is a number or empty, never formatted text.
+    statistic = ("_mean", "_std", "_ci_low", "_ci_high", "_n", "_diff")
+    for record in records.values():
+        for key, value in record.items():
+            if key.endswith(statistic) and value:
+                float(value)
+
+
+def test_raw_and_ema_side_by_side_and_selectable(tmp_path: Path, capsys) -> None:
+    experiment = write_experiment(tmp_path, PAIRS)
+    sweep_dir = tmp_path / "sweep"
+    for seed in (0, 1):
+        write_metrics(sweep_dir / f"base-seed{seed}", 40.0 + seed, 50.0, ema_miou=50.0 + seed)
+        write_metrics(sweep_dir / f"better-seed{seed}", 42.0 + seed, 50.0, ema_miou=49.0 + seed)
+    assert report.cli([str(experiment.path), f"sweep_dir={sweep_dir}", "seeds=[0,1]"]) == 0
+    out = capsys.readouterr().out
+    assert "mIoU (raw)" in out and "mIoU (EMA)" in out and "raw and EMA generator weights" in out
+    rows = markdown_rows((sweep_dir / "report.md").read_text())
+    assert rows["better"]["ours: mIoU (raw)"] == "42.5 ± 6.4"
+    assert rows["better"]["ours: mIoU (EMA)"] == "49.5 ± 6.4"
+    assert rows["better"]["Δ mIoU (raw)"] == "+2.0 ± 0.0 *" and rows["better"]["Δ mIoU (EMA)"] == (
+        "-1.0 ± 0.0 *"
+    )
+    text_csv = (sweep_dir / "report.csv").read_text()
+    assert "miou_mean" in text_csv and "miou_ema_mean" in text_csv and "miou_ema_diff" in text_csv
+
+    args = [str(experiment.path), f"sweep_dir={sweep_dir}", "seeds=[0,1]"]
+    assert report.cli([*args, "generator=generator_ema"]) == 0
+    out = capsys.readouterr().out
+    assert "EMA generator weights" in out and "mIoU (raw)" not in out
+    assert "miou_ema_mean" in (sweep_dir / "report.csv").read_text()
+
+    # An unknown generator is refused in one line; nothing is rewritten.
+    before = (sweep_dir / "report.md").read_text()
+    assert report.cli([*args, "generator=best"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "generator=best is not one of: generator, generator_ema" in err
+    assert (sweep_dir / "report.md").read_text() == before
+
+
+def test_no_ema_metrics_refuses_generator_ema_and_keeps_the_report(fabricated, capsys) -> None:
+    experiment, sweep_dir = fabricated
+    args = [str(experiment.path), f"sweep_dir={sweep_dir}"]
+    assert report.cli(args) == 0
+    capsys.readouterr()
+    before = {name: (sweep_dir / name).read_bytes() for name in ("report.md", "report.csv")}
+    assert report.cli([*args, "generator=generator_ema"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has generator_ema metrics" in err
+    assert "ema.enabled=true" in err and "use generator=generator" in err
+    # Seeds with no runs would empty the mIoU column: the report with numbers is kept.
+    assert report.cli([*args, "seeds=[7]"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "would leave empty" in err and "miou_mean" in err
+    assert before == {name: (sweep_dir / name).read_bytes() for name in before}
+    with pytest.raises(ConfigError, match="generator=both"):
+        report.pick_generators("both", report.gather(experiment, sweep_dir), sweep_dir)
+
+
+HYDRA_ERROR = (
+    "MissingConfigException: In 'row/broken': Could not find 'norm/batchy' Available options "
+    "in 'norm': batch instance none Config search path: provider=hydra, path=pkg://hydra.conf "
+    "provider=main, path=file:///work/main/conf provider=command-line, path=file:///tmp/x/.rows"
+)
+
+
+def test_terminal_table_fits_120_columns_and_failures_show_their_first_line(
+    fabricated, capsys
+) -> None:
+    experiment, sweep_dir = fabricated
+    write_failure(sweep_dir / "broken-seed2", HYDRA_ERROR + "\nTraceback line")
+    code = report.cli([str(experiment.path), f"sweep_dir={sweep_dir}"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert max(len(line) for line in out.splitlines()) <= report.TERMINAL_WIDTH
+    table_lines = out.split("\n\n")[1].splitlines()
+    assert table_lines[0].split() == ["row", "mIoU", "Δ", "mIoU", "G", "params", "status"]
+    assert "paper" not in table_lines[0]  # paper columns go to report.md only
+    assert any(line.startswith("three seeds") and "12.0 ± 5.0" in line for line in table_lines)
+    markdown = (sweep_dir / "report.md").read_text()
+    assert "Could not find 'norm/batchy' Available options in 'norm': batch instance none" in (
+        markdown
+    )
+    assert "Config search path" not in markdown and "Traceback line" not in markdown
+    assert "Config search path" not in (sweep_dir / "report.csv").read_text()
+    assert "report.md" in out and "report.png" in out
+
+
+def test_chart_is_a_png_next_to_the_report(fabricated) -> None:
+    experiment, sweep_dir = fabricated
+    results = report.gather(experiment, sweep_dir)
+    report.publish(experiment, results, sweep_dir, "cpu", "synthetic")
+    with Image.open(sweep_dir / "report.png") as image:
+        assert image.format == "PNG" and image.width >= 800 and image.height >= 300
+    rows = report.table(experiment, results).chart_rows
+    assert [row.label for row in rows] == [row.label for row in experiment.rows]
+    assert rows[0].ours["raw"] is not None and rows[0].ours["raw"].mean == 12.0
+    assert rows[0].paper == {"coco_miou": 35.2, "ade_miou": 38.5}
+    assert rows[4].ours["raw"] is None and rows[4].paper == {"coco_miou": 23.7}  # CRN
 
 
 def test_report_command_writes_and_prints(fabricated, capsys) -> None:
@@ -168,9 +378,10 @@ def test_report_command_writes_and_prints(fabricated, capsys) -> None:
     code = report.cli([str(experiment.path), f"sweep_dir={sweep_dir}"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "## fake: fabricated table" in out and "12.0 ± 2.0" in out
-    assert (sweep_dir / "report.md").read_text() in out
+    assert "fake: fabricated table" in out and "12.0 ± 5.0" in out
+    assert (sweep_dir / "report.md").read_text().startswith("## fake: fabricated table")
     assert (sweep_dir / "report.csv").read_text().startswith("table,row,label,scale,data")
+    assert (sweep_dir / "report.png").is_file()
 
 
 def test_report_command_errors_name_the_fix(fabricated, tmp_path: Path, capsys) -> None:
@@ -185,74 +396,46 @@ def test_report_command_errors_name_the_fix(fabricated, tmp_path: Path, capsys) 
 
 
 def test_report_seeds_come_from_the_run_dirs(tmp_path: Path) -> None:
-    path = tmp_path / "e.yaml"
-    path.write_text("name: e\ntitle: t\nsource: s\nrows: [{name: a, overrides: []}]\n")
-    experiment = load_experiment(path)
+    experiment = write_experiment(tmp_path, "rows: [{name: a, overrides: []}]\n")
     write_metrics(tmp_path / "sweep" / "a-seed0", 10.0, 50.0)
     write_metrics(tmp_path / "sweep" / "a-seed4", 20.0, 50.0)  # from `seeds=[0,4]`
     (result,) = report.gather(experiment, tmp_path / "sweep")
     assert [run.seed for run in result.runs] == [0, 4]
-    assert report.table(experiment, [result])[1][0][1] == "15.0 ± 7.1"
+    # s = 7.07 over 2 seeds: 12.71 * 7.07 / sqrt(2) = 63.5
+    assert report.table(experiment, [result]).cells[0][1] == "15.0 ± 63.5"
 
 
 def test_paper_setting_params_counts_the_row_at_the_paper_setting(tmp_path: Path) -> None:
-    path = tmp_path / "e.yaml"
-    path.write_text(
-        "name: e\ntitle: t\nsource: s\ncolumns: [paper_setting_params]\n"
-        "rows: [{name: a, params_row: decoder w/ SPADE}]\n"
+    experiment = write_experiment(
+        tmp_path,
+        "columns: [paper_setting_params]\nrows: [{name: a, params_row: decoder w/ SPADE}]\n",
     )
-    experiment = load_experiment(path)
     assert experiment.rows[0].paper["params_m"] == 96
-    _, cells, records, _ = report.table(experiment, report.gather(experiment, tmp_path))
-    assert abs(records[0]["paper_setting_params_mean"] / 96e6 - 1) < 0.02
-    assert cells[0][1].endswith("M") and cells[0][-2] == "96"
+    content = report.table(experiment, report.gather(experiment, tmp_path))
+    assert abs(content.records[0]["paper_setting_params"] / 96e6 - 1) < 0.02
+    assert content.cells[0][1].endswith("M") and content.cells[0][-2] == "96"
 
 
-# ---- wandb offline files -------------------------------------------------------------------
-def wandb_records(path: Path) -> list[Any]:
-    """The protobuf records of a ``.wandb`` file (a LevelDB-style log after a 7-byte header)."""
-    from wandb.proto import wandb_internal_pb2
-
-    data, records, pending, offset, block = path.read_bytes(), [], b"", 7, 32768
-    while offset + 7 <= len(data):
-        left = block - offset % block
-        if left < 7:
-            offset += left
-            continue
-        _, length, kind = struct.unpack("<IHB", data[offset : offset + 7])
-        if kind == 0 and length == 0:
-            offset += left
-            continue
-        chunk = data[offset + 7 : offset + 7 + length]
-        offset += 7 + length
-        if kind in (1, 4):  # full record / last chunk
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending + chunk if kind == 4 else chunk)
-            records.append(record)
-            pending = b""
-        else:  # first / middle chunk
-            pending += chunk
-    return records
-
-
-def wandb_run_record(run_dir: Path, timeout: float = 20.0) -> Any:
-    """The run record (group, tags, name) of the one offline wandb run under ``run_dir``.
-
-    wandb's service process may still be writing the file after ``finish()`` returned: poll.
-    """
-    (path,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
-    deadline = time.monotonic() + timeout
-    while True:
-        runs = [r.run for r in wandb_records(path) if r.WhichOneof("record_type") == "run"]
-        if runs or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert runs, f"no run record in {path}"
-    return runs[0]
+def test_every_row_with_a_parameter_count_shows_it(tmp_path: Path) -> None:
+    # Table 4's "capacity 96M" is the default configuration: same_as the first row, with the
+    # published size from its params_row.
+    experiment = write_experiment(
+        tmp_path,
+        "columns: [miou, generator_params, paper_setting_params]\nrows:\n"
+        "  - {name: base, overrides: [modulation.kernel_size=1]}\n"
+        "  - {name: cap96, label: capacity 96M, same_as: base, params_row: capacity 96M}\n",
+    )
+    write_metrics(tmp_path / "s" / "base-seed0", 10.0, 50.0, params=123_456)
+    content = report.table(experiment, report.gather(experiment, tmp_path / "s"))
+    base, cap96 = content.records
+    assert cap96["paper_params_m"] == 96 and cap96["generator_params"] == 123_456
+    # The same run, so the same architecture at the paper's setting (kernel 1, not the default).
+    assert cap96["paper_setting_params"] == base["paper_setting_params"] is not None
+    assert content.cells[1][3] == "0.12M" and content.cells[1][-2] == "96"
 
 
 @pytest.mark.slow
-def test_report_logs_a_wandb_table_offline(fabricated, monkeypatch) -> None:
+def test_report_logs_a_numeric_wandb_table_offline(fabricated, monkeypatch) -> None:
     experiment, sweep_dir = fabricated
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -266,4 +449,14 @@ def test_report_logs_a_wandb_table_offline(fabricated, monkeypatch) -> None:
         "wandb/offline-run-*/files/media/table/report/fake_*.table.json"
     )
     table = json.loads(table_file.read_text())
-    assert "miou_mean" in table["columns"] and len(table["data"]) == len(experiment.rows)
+    assert len(table["data"]) == len(experiment.rows)
+    rows = {
+        row[table["columns"].index("row")]: dict(zip(table["columns"], row))
+        for row in table["data"]
+    }
+    three = rows["three"]
+    # Numbers, not strings: wandb can sort and plot them.
+    assert three["miou_mean"] == 12.0 and isinstance(three["miou_ci_low"], float)
+    assert three["miou_n"] == 3 and three["generator_params"] == 494_799
+    assert rows["partial"]["miou_diff"] == 10.0 and rows["broken"]["miou_mean"] is None
+    assert rows["crn"]["paper_coco_miou"] == 23.7

@@ -10,11 +10,11 @@ import pytest
 import yaml
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from wandb_files import wandb_run_record
 
-from spadelab import sweep
 from spadelab.config import REPO_ROOT
 from spadelab.runtime import ConfigError
-from test_report import wandb_run_record
+from spadelab.tables import sweep
 
 EXPERIMENT_FILES = sorted((REPO_ROOT / "experiments").glob("*.yaml"))
 PAPER_TABLES = Path(
@@ -305,7 +305,9 @@ def test_slurm_launcher_gives_one_task_per_gpu(
     )
     base = set(OmegaConf.structured(BaseQueueConf).keys())
     executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
-    sbatch = executor._executor._make_submission_file_text("python -m spadelab.sweep", "uid")
+    sbatch = executor._executor._make_submission_file_text(
+        "python -m spadelab.tables.sweep", "uid"
+    )
     assert f"#SBATCH --ntasks-per-node={devices}" in sbatch
     assert f"#SBATCH --gpus-per-node={devices}" in sbatch
     assert "#SBATCH --partition=gpu" in sbatch and "#SBATCH --nodes=1" in sbatch

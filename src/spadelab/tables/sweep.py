@@ -9,7 +9,7 @@
 2. Each row becomes a Hydra config ``<sweep_dir>/.rows/row/<name>.yaml`` (``@package _global_``,
    ``override /group: choice`` in its defaults list, plain values for keys), regenerated on every
    call; ``<sweep_dir>/.rows`` goes on Hydra's search path.
-3. One multirun of ``python -m spadelab.sweep`` (the job entry point at the end of this file)
+3. One multirun of ``python -m spadelab.tables.sweep`` (the job entry point at the end of this file)
    over ``+row=<names> seed=<seeds>`` with the chosen ``hydra/launcher``
    (``conf/hydra/launcher/``). Run dirs are ``<sweep_dir>/<row>-seed<k>``; ``sweep_dir``
    defaults to ``multirun/<table>/<scale>-<data>``.
@@ -22,25 +22,23 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from itertools import product
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import hydra
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from spadelab.config import CONF_DIR, REPO_ROOT
+from spadelab.config import CONF_DIR
 from spadelab.runtime import (
     ConfigError,
     describe_error,
@@ -48,10 +46,20 @@ from spadelab.runtime import (
     validate_targets,
     write_json,
 )
+from spadelab.tables import report
+from spadelab.tables.rundirs import (
+    choices,
+    compose_train,
+    default_sweep_dir,
+    read_metrics,
+    run_dir_name,
+    run_state,
+    sweep_lock,
+)
+from spadelab.tables.spec import Experiment, Row, load_experiment
 
 log = logging.getLogger("spadelab.sweep")
 
-EXPERIMENTS_DIR = REPO_ROOT / "experiments"
 # launcher= of `spadelab sweep` -> hydra/launcher choice (conf/hydra/launcher/ and the plugins')
 LAUNCHERS = {
     "basic": "basic",
@@ -59,246 +67,8 @@ LAUNCHERS = {
     "submitit_local": "local_submitit",
     "slurm": "slurm",
 }
-COLUMNS = (
-    "miou",
-    "accuracy",
-    "fd_judge",
-    "fid",
-    "kid",
-    "generator_params",
-    "paper_setting_params",
-)
-EXPERIMENT_KEYS = {
-    "name",
-    "title",
-    "source",
-    "paper_setting",
-    "notes",
-    "columns",
-    "seeds",
-    "base_overrides",
-    "rows",
-    "grid",
-    "reference",
-}
-ROW_KEYS = {"name", "label", "overrides", "params_row", "same_as", "paper", "note", "reference"}
-ROW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-# Sections of a run's config that decide what its numbers mean: a run dir saved with other values
-# belongs to another experiment and is never skipped or resumed as if it were this one.
-IDENTITY_KEYS = ("model", "norm", "modulation", "encoder", "loss", "seed")
 OPTIONS = {"launcher", "seeds", "rows", "sweep_dir", "dry_run", "strict", "wandb"}
 SWEEP_OWNED = {"hydra.sweep.dir", "hydra.sweep.subdir", "hydra/launcher", "hydra.searchpath"}
-
-
-# ---- experiment files ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class Row:
-    name: str
-    label: str
-    overrides: tuple[str, ...] | None  # None: not run here (not implemented / paper reference)
-    paper: dict[str, float | None] = field(default_factory=dict)
-    note: str = ""
-    same_as: str | None = None  # reported with the runs of that row (identical configuration)
-    reference: str | None = None  # the row this one is compared with, paired by seed
-
-    @property
-    def runs(self) -> bool:
-        return self.overrides is not None and self.same_as is None
-
-
-@dataclass(frozen=True)
-class Experiment:
-    name: str
-    title: str
-    source: str
-    columns: tuple[str, ...]
-    seeds: tuple[int, ...]
-    base_overrides: tuple[str, ...]
-    rows: tuple[Row, ...]
-    path: Path
-    paper_setting: str = ""
-    notes: str = ""
-    reference: str | None = None  # the table's reference row (default: its first row)
-
-    def reference_of(self, row: Row) -> Row | None:
-        """The row ``row`` is compared with: its own ``reference``, else the table's."""
-        name = row.reference or self.reference or self.rows[0].name
-        return None if name == row.name else self.row(name)
-
-    def row(self, name: str) -> Row:
-        for row in self.rows:
-            if row.name == name:
-                return row
-        raise ConfigError(
-            f"{self.path}: no row named {name!r}; rows: {', '.join(r.name for r in self.rows)}"
-        )
-
-    @property
-    def run_rows(self) -> tuple[Row, ...]:
-        return tuple(row for row in self.rows if row.runs)
-
-
-def experiment_path(spec: str | Path) -> Path:
-    """A path to an experiment file, or the name of one in ``experiments/`` (``table4``)."""
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return path.resolve()
-    named = EXPERIMENTS_DIR / f"{spec}.yaml"
-    if named.is_file():
-        return named
-    known = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
-    raise FileNotFoundError(
-        f"experiment file {spec} not found; pass a path or one of: {', '.join(known) or '-'}"
-    )
-
-
-def load_experiment(spec: str | Path) -> Experiment:
-    path = experiment_path(spec)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from error
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping with name, title, rows; got {raw!r}")
-    unknown = set(raw) - EXPERIMENT_KEYS
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown key(s) {', '.join(sorted(unknown))}; "
-            f"valid keys: {', '.join(sorted(EXPERIMENT_KEYS))}"
-        )
-    for key in ("name", "title", "source"):
-        if not raw.get(key):
-            raise ConfigError(f"{path}: `{key}` is required")
-    columns = tuple(raw.get("columns") or ("miou", "accuracy", "fd_judge"))
-    bad = [c for c in columns if c not in COLUMNS]
-    if bad:
-        raise ConfigError(f"{path}: unknown column(s) {bad}; valid columns: {', '.join(COLUMNS)}")
-    seeds = raw.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise ConfigError(f"{path}: seeds must be a non-empty list of integers, got {seeds!r}")
-    rows = [_row(entry, path) for entry in raw.get("rows") or []]
-    rows += _grid_rows(raw.get("grid"), path)
-    if not rows:
-        raise ConfigError(f"{path}: no rows; add `rows:` (or a `grid:`)")
-    names = [row.name for row in rows]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ConfigError(f"{path}: duplicate row name(s) {duplicates}; row names must be unique")
-    for row in rows:
-        if row.same_as is not None:
-            target = next((r for r in rows if r.name == row.same_as), None)
-            if target is None or not target.runs:
-                raise ConfigError(
-                    f"{path}: row {row.name} has same_as: {row.same_as}, which is not a row "
-                    "that runs; name a row with overrides"
-                )
-    names_set = set(names)
-    references = [("reference", raw.get("reference"))] + [
-        (f"row {row.name}: reference", row.reference) for row in rows
-    ]
-    for where, name in references:
-        if name is not None and name not in names_set:
-            raise ConfigError(f"{path}: {where}: {name} is not a row; rows: {', '.join(names)}")
-    return Experiment(
-        name=str(raw["name"]),
-        title=str(raw["title"]),
-        source=str(raw["source"]).strip(),
-        columns=columns,
-        seeds=tuple(seeds),
-        base_overrides=tuple(_overrides(raw.get("base_overrides") or [], path, "base_overrides")),
-        rows=tuple(rows),
-        path=path,
-        paper_setting=str(raw.get("paper_setting") or "").strip(),
-        notes=str(raw.get("notes") or "").strip(),
-        reference=None if raw.get("reference") is None else str(raw["reference"]),
-    )
-
-
-def _overrides(value: Any, path: Path, where: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(
-            f"{path}: {where} must be a list of Hydra override strings such as "
-            f"[norm=batch, modulation.kernel_size=5], got {value!r}"
-        )
-    return list(value)
-
-
-def _row(entry: Any, path: Path) -> Row:
-    if not isinstance(entry, dict) or "name" not in entry:
-        raise ConfigError(f"{path}: every row needs a `name`, got {entry!r}")
-    name = str(entry["name"])
-    where = f"row {name}"
-    unknown = set(entry) - ROW_KEYS
-    if unknown:
-        raise ConfigError(
-            f"{path}: {where} has unknown key(s) {', '.join(sorted(unknown))}; "
-            f"valid keys: {', '.join(sorted(ROW_KEYS))}"
-        )
-    if not ROW_NAME.match(name):
-        raise ConfigError(
-            f"{path}: row name {name!r} must be letters, digits, '_' and '-' (it names files "
-            "and run dirs)"
-        )
-    paper = entry.get("paper") or {}
-    if not isinstance(paper, dict):
-        raise ConfigError(f"{path}: {where}: paper must map column names to numbers")
-    paper = {str(k): (None if v is None else float(v)) for k, v in paper.items()}
-    overrides: list[str] | None = None
-    if "overrides" not in entry and "params_row" not in entry and "same_as" not in entry:
-        raise ConfigError(
-            f"{path}: {where} needs `overrides` (a list; [] = the defaults, null = not run "
-            "here), `params_row` or `same_as`"
-        )
-    if entry.get("overrides") is not None:
-        overrides = _overrides(entry["overrides"], path, f"{where}.overrides")
-    if entry.get("params_row") is not None:
-        param_row = _param_row(str(entry["params_row"]), path, where)
-        overrides = [*param_row.overrides, *(overrides or [])]
-        paper.setdefault("params_m", float(param_row.paper_millions))
-    same_as = entry.get("same_as")
-    if same_as is not None and overrides is None:
-        overrides = []
-    return Row(
-        name=name,
-        label=str(entry.get("label") or name),
-        overrides=None if overrides is None else tuple(overrides),
-        paper=paper,
-        note=str(entry.get("note") or "").strip(),
-        same_as=None if same_as is None else str(same_as),
-        reference=None if entry.get("reference") is None else str(entry["reference"]),
-    )
-
-
-def _param_row(label: str, path: Path, where: str) -> Any:
-    """The paper's generator rows live in ``spadelab.params.ROWS``; tables reuse them by label."""
-    from spadelab.params import ROWS
-
-    for row in ROWS:
-        if row.label == label:
-            return row
-    raise ConfigError(
-        f"{path}: {where}: params_row {label!r} is not in spadelab.params.ROWS; "
-        f"known: {', '.join(r.label for r in ROWS)}"
-    )
-
-
-def _grid_rows(grid: Any, path: Path) -> list[Row]:
-    """``grid: {norm: [batch, instance], modulation: [spade, concat]}`` -> one row per product."""
-    if grid is None:
-        return []
-    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
-        raise ConfigError(f"{path}: grid must map an override key to a list of values")
-    rows = []
-    for values in product(*grid.values()):
-        pairs = [f"{key}={value}" for key, value in zip(grid, values)]
-        rows.append(
-            Row(
-                name="-".join(str(v) for v in values),
-                label=", ".join(pairs),
-                overrides=tuple(pairs),
-            )
-        )
-    return rows
 
 
 # ---- row configs --------------------------------------------------------------------------
@@ -396,60 +166,6 @@ def write_row_configs(
     return errors
 
 
-# ---- run dirs ----------------------------------------------------------------------------
-def run_dir_name(row: str, seed: int) -> str:
-    return f"{row}-seed{seed}"
-
-
-def read_metrics(run_dir: Path) -> dict[str, Any] | None:
-    """The run's metrics.json when evaluation finished (it is written last), else None."""
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        return None
-    try:
-        metrics = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    section = metrics.get("generator") if isinstance(metrics, dict) else None
-    return metrics if isinstance(section, dict) and "miou" in section else None
-
-
-def identity(cfg: dict[str, Any]) -> dict[str, Any]:
-    identity_ = {key: cfg.get(key) for key in IDENTITY_KEYS}
-    identity_["scale"] = (cfg.get("scale") or {}).get("name")
-    identity_["data"] = (cfg.get("data") or {}).get("name")
-    return identity_
-
-
-def config_differences(run_dir: Path, cfg: dict[str, Any]) -> list[str]:
-    """Sections in which ``run_dir/config.yaml`` (a previous run) differs from ``cfg``."""
-    saved_path = run_dir / "config.yaml"
-    if not saved_path.is_file():
-        return []
-    saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=False)
-    assert isinstance(saved, dict)
-    old, new = identity(saved), identity(cfg)
-    return [key for key in new if old.get(key) != new[key]]
-
-
-def stale_message(run_dir: Path, differences: list[str]) -> str:
-    return (
-        f"{run_dir} holds a run with a different {', '.join(differences)} (the experiment file "
-        "or the overrides changed since it ran); delete that run dir to rerun the row, or pass "
-        "sweep_dir=NEW_DIR for a separate sweep"
-    )
-
-
-def run_state(run_dir: Path, cfg: dict[str, Any]) -> tuple[str, str]:
-    """``(state, message)``: ``complete`` (skip), ``stale`` (another config's run) or ``todo``."""
-    differences = config_differences(run_dir, cfg)
-    if differences:
-        return "stale", stale_message(run_dir, differences)
-    if read_metrics(run_dir) is not None:
-        return "complete", ""
-    return "todo", ""
-
-
 # ---- planning -----------------------------------------------------------------------------
 @dataclass
 class Plan:
@@ -466,6 +182,7 @@ class Plan:
     jobs: dict[tuple[str, int], str] = field(default_factory=dict)  # (row, seed) -> state
     errors: dict[str, str] = field(default_factory=dict)  # row -> why it cannot run
     wandb_project: str = "spadelab"
+    lock: IO[str] | None = None  # the sweep dir's lock file while this process holds it
 
     @property
     def group(self) -> str:
@@ -487,7 +204,7 @@ class Plan:
         return [
             sys.executable,
             "-m",
-            "spadelab.sweep",
+            "spadelab.tables.sweep",
             "--multirun",
             f"hydra.searchpath=[{_quote('file://' + str(self.rows_root))}]",
             f"hydra.sweep.dir={_quote(str(self.sweep_dir))}",
@@ -537,30 +254,18 @@ def parse_arguments(argv: Sequence[str]) -> tuple[str, dict[str, Any], list[str]
     return argv[0], options, overrides, eval_overrides
 
 
-def compose_train(overrides: Sequence[str]) -> DictConfig:
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=list(overrides), return_hydra_config=True)
-
-
-def choices(overrides: Sequence[str], launcher: str = "basic") -> dict[str, str]:
-    """The group choices (scale, data, logger...) that ``overrides`` give ``conf/train.yaml``."""
-    cfg = compose_train(["run_dir=.", f"hydra/launcher={LAUNCHERS[launcher]}", *overrides])
-    return {str(k): str(v) for k, v in cfg.hydra.runtime.choices.items()}
-
-
-def default_sweep_dir(experiment: Experiment, scale: str, data: str) -> Path:
-    return (Path("multirun") / experiment.name / f"{scale}-{data}").resolve()
-
-
 def plan(
     experiment: Experiment,
     options: dict[str, Any],
     overrides: list[str],
     eval_overrides: list[str],
+    hold: ExitStack | None = None,
 ) -> Plan:
-    """Resolve names and dirs, write the row configs and compose every row to check it."""
+    """Resolve names and dirs, write the row configs and compose every row to check it.
+
+    ``hold``: take the sweep dir's lock into this stack before writing anything there (the row
+    configs a running multirun composes from included).
+    """
     unknown = set(options) - OPTIONS
     if unknown:
         raise ConfigError(f"unknown sweep option(s) {sorted(unknown)}")
@@ -581,7 +286,7 @@ def plan(
     if not rows:
         raise ConfigError(f"{experiment.path}: no row to run (rows={wanted})")
     try:
-        picked = choices(overrides, launcher)
+        picked = choices([f"hydra/launcher={LAUNCHERS[launcher]}", *overrides])
     except Exception as error:  # noqa: BLE001
         raise ConfigError(
             f"the sweep's overrides do not compose: {describe_error(error)}"
@@ -612,6 +317,8 @@ def plan(
         "sweep_dir": sweep_dir,
         "eval_overrides": eval_overrides,
     }
+    if hold is not None:
+        result.lock = hold.enter_context(sweep_lock(sweep_dir))
     result.errors = write_row_configs(experiment, rows, result.rows_root, context)
     for row in rows:
         if row.name in result.errors:
@@ -732,13 +439,19 @@ def cli(argv: Sequence[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
-    try:
-        spec, options, overrides, eval_overrides = parse_arguments(argv)
-        experiment = load_experiment(spec)
-        plan_ = plan(experiment, options, overrides, eval_overrides)
-    except (ConfigError, FileNotFoundError) as error:
-        print(f"spadelab sweep: error: {error}", file=sys.stderr)
-        return 2
+    with ExitStack() as hold:
+        try:
+            spec, options, overrides, eval_overrides = parse_arguments(argv)
+            experiment = load_experiment(spec)
+            plan_ = plan(experiment, options, overrides, eval_overrides, hold)
+        except (ConfigError, FileNotFoundError) as error:
+            print(f"spadelab sweep: error: {error}", file=sys.stderr)
+            return 2
+        return launch(plan_, options)
+
+
+def launch(plan_: Plan, options: dict[str, Any]) -> int:
+    """Run the planned multirun (the caller holds the sweep dir's lock), then print the table."""
     print(describe_plan(plan_), flush=True)
     if options.get("dry_run"):
         names, _ = plan_.to_launch()
@@ -749,26 +462,31 @@ def cli(argv: Sequence[str]) -> int:
     code = 0
     if names:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        code = subprocess.run(plan_.command(), env=env, check=False).returncode
+        # The multirun inherits the lock: if this process is killed, its jobs still hold it.
+        fds = () if plan_.lock is None else (plan_.lock.fileno(),)
+        code = subprocess.run(plan_.command(), env=env, check=False, pass_fds=fds).returncode
         if code != 0:
             print(f"spadelab sweep: the multirun exited with code {code}", file=sys.stderr)
     else:
         print("every run of this sweep is complete or cannot run; nothing to launch")
-    from spadelab import report
-
+    experiment = plan_.experiment
     results = report.gather(experiment, plan_.sweep_dir)
     print()
-    print(
-        report.publish(
-            experiment,
-            results,
-            plan_.sweep_dir,
-            scale=plan_.scale,
-            data=plan_.data,
-            use_wandb=plan_.logger == "wandb" or bool(options.get("wandb")),
-            wandb_project=plan_.wandb_project,
+    try:
+        print(
+            report.publish(
+                experiment,
+                results,
+                plan_.sweep_dir,
+                scale=plan_.scale,
+                data=plan_.data,
+                use_wandb=plan_.logger == "wandb" or bool(options.get("wandb")),
+                wandb_project=plan_.wandb_project,
+            )
         )
-    )
+    except ConfigError as error:
+        print(f"spadelab sweep: report not written: {error}", file=sys.stderr)
+        return code or 2
     failed = sum(1 for r in results for run in r.runs if run.status == "failed")
     if code == 0 and failed and options.get("strict"):
         return 1
@@ -853,7 +571,7 @@ def job_main(cfg: DictConfig) -> Any:
 
 if __name__ == "__main__":
     # Call the copy imported under its module name: launchers pickle the task function, and a
-    # function of ``spadelab.sweep`` pickles by reference where one of ``__main__`` would not.
-    from spadelab.sweep import job_main as importable_job_main
+    # function of ``spadelab.tables.sweep`` pickles by reference where one of ``__main__`` would not.
+    from spadelab.tables.sweep import job_main as importable_job_main
 
     importable_job_main()
