@@ -57,3 +57,24 @@ clean: ## remove run outputs (keeps .venv)
 
 # Results tables: make table4 SCALE=smoke|cpu|paper DATA=... LOGGER=csv|wandb LAUNCHER=...
 -include mk/tables.mk
+
+# Browser tools (spadelab[studio]). `make studio` opens the newest finished demo run
+# (runs/demo/<stamp>/, from `make demo`; trained first when there is none). STUDIO_ARGS passes
+# more, e.g. STUDIO_ARGS='port=8000 device=cuda'. `make table2 STUDY=DIR` reports a study made
+# with `spadelab study create` (see README: "Table 2: a preference study").
+STUDIO_ARGS ?=
+STUDY ?=
+studio: $(STAMP) ## paint label maps in the browser on the demo run (trains it first if missing)
+	@ckpt=$$(ls -1d runs/demo/*/checkpoints/last.ckpt 2>/dev/null | sort | tail -n 1); \
+	if [ -z "$$ckpt" ]; then \
+	  echo "[studio] no finished demo run in runs/demo/ yet: training it first (make demo)"; \
+	  $(PY) -m spadelab.demo || exit 2; \
+	  ckpt=$$(ls -1d runs/demo/*/checkpoints/last.ckpt | sort | tail -n 1); \
+	fi; \
+	$(VENV)/bin/spadelab studio ckpt=$$(dirname $$(dirname $$ckpt)) $(STUDIO_ARGS)
+
+table2: $(STAMP) ## SPADE Table 2 from a preference study: make table2 STUDY=DIR
+	@test -n "$(STUDY)" || { echo "make table2: set STUDY=DIR (made by spadelab study create)"; exit 2; }
+	$(VENV)/bin/spadelab study report $(STUDY)
+
+.PHONY: studio table2

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
-from studio_helpers import CHROMIUM_ARGS
+from studio_helpers import CHROMIUM_ARGS, TRAIN
 
 
 def _chromium() -> str | None:
@@ -64,3 +65,23 @@ def page(browser):
     yield page
     context.close()
     assert page.outside == [], f"the page fetched from outside localhost: {page.outside}"
+
+
+def _train(run_dir: Path, *overrides: str) -> Path:
+    from spadelab.config import compose_config
+    from spadelab.train import train
+
+    train(compose_config("train", [f"run_dir={run_dir}", *TRAIN, *overrides]))
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def segmap_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default SPADE decoder at smoke scale: deterministic given the label map."""
+    return _train(tmp_path_factory.mktemp("segmap") / "segmap")
+
+
+@pytest.fixture(scope="session")
+def vae_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """encoder=vae at smoke scale: style images and diverse samples."""
+    return _train(tmp_path_factory.mktemp("vae") / "vae", "encoder=vae")

@@ -12,30 +12,13 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from studio_helpers import TRAIN, live_server
+from studio_helpers import live_server
 
-from spadelab.config import compose_config
 from spadelab.data.synthetic import CLASSES, PALETTE, SKY, WATER
 from spadelab.studio import cli as studio_cli
 from spadelab.studio.app import create_studio_app, load_studio
-from spadelab.train import train
 
 SIZE = 32  # scale=smoke
-
-
-def _train(run_dir: Path, *overrides: str) -> Path:
-    train(compose_config("train", [f"run_dir={run_dir}", *TRAIN, *overrides]))
-    return run_dir
-
-
-@pytest.fixture(scope="module")
-def segmap_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _train(tmp_path_factory.mktemp("segmap") / "segmap")
-
-
-@pytest.fixture(scope="module")
-def vae_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _train(tmp_path_factory.mktemp("vae") / "vae", "encoder=vae")
 
 
 @pytest.fixture(scope="module")
