@@ -27,7 +27,14 @@ def fit_crop_size(base: int, aspect_ratio: float) -> int:
     return int(math.ceil(int(base) * max(1.0, float(aspect_ratio))))
 
 
+def slurm_gpus(accelerator: str, devices: Any) -> Any:
+    """GPUs per node to request from Slurm: none on a CPU partition (``trainer.accelerator=cpu``),
+    where a GPU request is unsatisfiable, else one per ``trainer.devices`` process."""
+    return None if str(accelerator) == "cpu" else devices
+
+
 OmegaConf.register_new_resolver("spadelab.fit_crop", fit_crop_size, replace=True)
+OmegaConf.register_new_resolver("spadelab.slurm_gpus", slurm_gpus, replace=True)
 
 
 def compose_config(config_name: str = "train", overrides: Sequence[str] = ()) -> DictConfig:

@@ -387,7 +387,16 @@ def check_launch(cfg: DictConfig, launcher: str) -> None:
         except Exception as error:  # noqa: BLE001
             raise ConfigError(f"hydra.launcher does not resolve: {error}") from error
         assert isinstance(queue, dict)
-        if not queue["tasks_per_node"] == queue["gpus_per_node"] == devices:
+        if str(cfg.trainer.get("accelerator")) == "cpu":
+            # A CPU partition: one process per trainer.devices, and no GPU request, which a
+            # node without GPUs could never satisfy.
+            if queue["gpus_per_node"] or queue["tasks_per_node"] != devices:
+                raise ConfigError(
+                    f"hydra.launcher.gpus_per_node={queue['gpus_per_node']} and tasks_per_node="
+                    f"{queue['tasks_per_node']} with trainer.accelerator=cpu: request no GPUs "
+                    f"and {devices} task(s) (trainer.devices); leave the launcher's fields alone"
+                )
+        elif not queue["tasks_per_node"] == queue["gpus_per_node"] == devices:
             raise ConfigError(
                 f"hydra.launcher.tasks_per_node={queue['tasks_per_node']} and gpus_per_node="
                 f"{queue['gpus_per_node']} must both equal trainer.devices={devices} (one process "
