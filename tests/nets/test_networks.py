@@ -13,6 +13,7 @@ from torchvision.models.vgg import cfgs, make_layers
 
 from spadelab import builders
 from spadelab.nets import vgg as vgg_module
+from spadelab.nets.crn import CRNGenerator
 from spadelab.nets.discriminator import MultiscaleDiscriminator
 from spadelab.nets.encoder import ConvEncoder, reparameterize
 from spadelab.nets.generators import (
@@ -20,6 +21,8 @@ from spadelab.nets.generators import (
     SPADEGenerator,
     UnpoolSPADEGenerator,
 )
+from spadelab.nets.oasis import OASISGenerator
+from spadelab.norm.clade import CLADE
 from spadelab.norm.modulation import SPADE, Affine, Concat
 from spadelab.norm.param_free import SyncBatchNorm
 from spadelab.norm.switchable import SwitchableNorm
@@ -38,20 +41,33 @@ GENERATORS = {
     "pix2pixhd": [],
     "unpool_vaegan": ["data.crop_size=64", "encoder=vae"],
     "reduced_gaugan": ["encoder=none"],
+    # 3D noise cannot enter CLADE (tests/nets/test_clade.py): the grid runs OASIS without it.
+    "oasis": ["data.crop_size=64", "model.generator.noise_3d=false"],
+    "crn": ["data.crop_size=64"],
 }
 GENERATOR_CLASS = {
     "spade_decoder": SPADEGenerator,
     "pix2pixhd": Pix2PixHDGenerator,
     "unpool_vaegan": UnpoolSPADEGenerator,
     "reduced_gaugan": SPADEGenerator,
+    "oasis": OASISGenerator,
+    "crn": CRNGenerator,
 }
 EXPECTED_SIZE = {
     "spade_decoder": (64, 64),
     "pix2pixhd": (32, 32),
     "unpool_vaegan": (64, 64),
     "reduced_gaugan": (96, 128),
+    "oasis": (64, 64),
+    "crn": (64, 64),
 }
-MODULATION_CLASS = {"spade": SPADE, "concat": Concat, "affine": Affine}
+MODULATION_CLASS = {
+    "spade": SPADE,
+    "concat": Concat,
+    "affine": Affine,
+    "clade": CLADE,
+    "clade_icpe": CLADE,
+}
 
 
 def _is_norm(module: nn.Module, norm: str) -> bool:
@@ -92,7 +108,7 @@ def test_every_generator_norm_modulation_builds_and_trains(
     assert type(net) is GENERATOR_CLASS[generator]
 
     # The norm and modulation groups reach every norm layer (presets may override them).
-    layers = [m for m in net.modules() if isinstance(m, (SPADE, Concat, Affine))]
+    layers = [m for m in net.modules() if isinstance(m, (SPADE, Concat, Affine, CLADE))]
     layers = [m for m in layers if not any(m is getattr(o, "affine", None) for o in layers)]
     assert layers and all(type(m) is MODULATION_CLASS[modulation] for m in layers)
     for layer in layers:
@@ -115,7 +131,13 @@ def test_every_generator_norm_modulation_builds_and_trains(
     if norm != "none":
         # Without normalization, 0.02-gain activations shrink layer after layer and deep
         # gradients underflow to exact zeros; with any norm every parameter must get one.
-        dead = [name for name, p in net.named_parameters() if not p.grad.any()]
+        # CLADE-ICPE's beta = bias[class] * (1 + dist_conv_b(map)) with the class biases zero at
+        # init (official ClassAffine): dist_conv_b's first gradient is exactly zero.
+        dead = [
+            name
+            for name, p in net.named_parameters()
+            if not p.grad.any() and ".dist_conv_b." not in name
+        ]
         assert not dead, f"zero gradient for {dead[:5]}"
 
     net.eval()

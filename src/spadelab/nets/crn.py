@@ -51,6 +51,7 @@ class CRNGenerator(nn.Module):
         ngf: int = 64,
         width_multiplier: float = 1.0,
         widths: Sequence[int] = CRN_WIDTHS,
+        first_size: int = 4,
     ) -> None:
         super().__init__()
         ngf = scaled_width(ngf, width_multiplier)
@@ -58,13 +59,26 @@ class CRNGenerator(nn.Module):
             raise ValueError(f"model.generator.widths={list(widths)} must be positive numbers")
         self.semantic_nc = semantic_nc
         height, width = image_size
-        factor = 2 ** (len(widths) - 1)
-        if height % factor or width % factor:
+        # The cascade starts at first_size on the shorter side (the paper: 4, i.e. 4x8 for
+        # 256x512) and doubles up to the image; smaller images drop the coarsest modules.
+        if first_size < 1:
+            raise ValueError(f"model.generator.first_size={first_size} must be >= 1")
+        short = min(height, width)
+        num_modules = (short // first_size).bit_length()
+        factor = 2 ** (num_modules - 1)
+        if short % first_size or short // first_size != factor:
             raise ValueError(
-                f"image size {height}x{width} is not divisible by 2^{len(widths) - 1}={factor} "
-                f"(one refinement module per doubling, {len(widths)} modules); change "
-                "data.crop_size or model.generator.widths"
+                f"image size {height}x{width}: the shorter side must be "
+                f"model.generator.first_size={first_size} times a power of 2"
             )
+        if height % factor or width % factor:
+            raise ValueError(f"image size {height}x{width} is not divisible by {factor}")
+        if num_modules > len(widths):
+            raise ValueError(
+                f"image size {height}x{width} needs {num_modules} refinement modules from "
+                f"{first_size}px but model.generator.widths has {len(widths)}; add widths"
+            )
+        widths = list(widths)[len(widths) - num_modules :]
         self.sh, self.sw = height // factor, width // factor
         channels = [w * ngf for w in widths]
         self.refine = nn.ModuleList(
