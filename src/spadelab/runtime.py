@@ -352,6 +352,9 @@ def run_command(name: str, fn: Callable[[DictConfig], Any], cfg: DictConfig) -> 
         return fn(cfg)
     except Exception as error:  # noqa: BLE001 - every error is reported, then re-raised or exited
         message = describe_error(error)
+        if slurm_job_id():
+            # The report's `failed:` line then names the job: `sacct -j` and its log find it.
+            message = f"slurm job {slurm_job_id()}: {message}"
         run_dir = _run_dir_of(cfg)
         claimed = run_dir is not None and str(Path(run_dir).resolve()) in _STARTED
         if run_dir and not isinstance(error, RunDirBusy) and (claimed or _in_multirun()):
@@ -378,6 +381,12 @@ def _run_dir_of(cfg: Any) -> str | None:
     except OmegaConfBaseException:
         return None
     return str(value) if value else None
+
+
+def slurm_job_id() -> str | None:
+    """``ARRAYJOB_TASK`` (or the plain job id) when running inside a Slurm job, else None."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
 
 
 def _in_multirun() -> bool:
