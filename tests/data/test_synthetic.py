@@ -284,3 +284,110 @@ def test_tiny_images_render() -> None:
 
 def test_benchmark_reports_milliseconds() -> None:
     assert benchmark(n=2, height=16) > 0.0
+
+
+# ---- the rendered-scene cache ---------------------------------------------------------------
+
+
+def _render_chunk_in_process(root: str, queue: object) -> None:
+    """A second process reading scene 3 through its own cache object (same files)."""
+    from pathlib import Path
+
+    from spadelab.data.synthetic import RenderedScenes
+
+    sample = RenderedScenes(5, 24, 24, root=Path(root)).sample(3)
+    queue.put((sample.label.tobytes(), sample.image.tobytes(), sample.instance.tobytes()))
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
+    from spadelab.data import synthetic
+
+    monkeypatch.setenv(synthetic.CACHE_ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.mark.parametrize("style", [None, 2])
+def test_cached_samples_equal_rendered_ones_bit_for_bit(cache_dir, style: int | None) -> None:  # noqa: ANN001
+    from spadelab.data.synthetic import RenderedScenes
+
+    scenes = RenderedScenes(0, 40, 56, style)
+    for index in (0, 31, 32, VAL_INDEX_OFFSET + 7):
+        cached, fresh = scenes.sample(index), render(0, index, 40, 56, style)
+        for name in ("label", "instance", "image"):
+            a, b = getattr(cached, name), getattr(fresh, name)
+            assert a.dtype == b.dtype and a.shape == b.shape
+            assert a.tobytes() == b.tobytes(), (index, name)
+        assert cached.style == fresh.style
+    # Three chunks were rendered (0, 1 and the one holding validation scene 7), nothing else.
+    assert len([p for p in (cache_dir / "synthetic").iterdir() if p.is_dir()]) == 3
+
+
+def test_cached_dataset_items_equal_uncached_ones(cache_dir) -> None:  # noqa: ANN001
+    transforms = pytest.importorskip("spadelab.data.transforms")
+    transform = transforms.PairedTransform("resize_and_crop", load_size=40, crop_size=32)
+    for split in ("train", "val"):
+        cached = SyntheticLandscapes(split, num_train=5, num_val=3, height=36, transform=transform)
+        plain = SyntheticLandscapes(
+            split, num_train=5, num_val=3, height=36, transform=transform, cache=False
+        )
+        assert cached.cache and not plain.cache
+        for i in range(len(cached)):
+            # The train transform draws its crop and flip from torch's global generator.
+            torch.manual_seed(i)
+            a = cached[i]
+            torch.manual_seed(i)
+            b = plain[i]
+            assert a.keys() == b.keys()
+            for key in a:
+                if torch.is_tensor(a[key]):
+                    assert torch.equal(a[key], b[key]), (split, i, key)
+                else:
+                    assert a[key] == b[key]
+
+
+def test_cache_is_read_not_rendered_again(cache_dir, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    import pickle
+
+    from spadelab.data import synthetic
+
+    first = SyntheticLandscapes("train", num_train=4, height=16)
+    expected = first[2]["image"]
+
+    def no_render(*args: object, **kwargs: object) -> None:
+        raise AssertionError("rendered again although the scene is cached")
+
+    monkeypatch.setattr(synthetic, "render", no_render)
+    again = SyntheticLandscapes("train", num_train=4, height=16)
+    assert torch.equal(again[2]["image"], expected)
+    # DataLoader workers get the dataset pickled: without the memory map, which they reopen.
+    clone = pickle.loads(pickle.dumps(again))
+    assert clone._scenes is None and torch.equal(clone[2]["image"], expected)
+
+
+def test_two_processes_creating_the_same_cache(tmp_path) -> None:  # noqa: ANN001
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    processes = [
+        context.Process(target=_render_chunk_in_process, args=(str(tmp_path), queue))
+        for _ in range(2)
+    ]
+    for process in processes:
+        process.start()
+    results = [queue.get(timeout=300) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    fresh = render(5, 3, 24, 24)
+    expected = (fresh.label.tobytes(), fresh.image.tobytes(), fresh.instance.tobytes())
+    assert results == [expected, expected]
+    entries = sorted(p.name for p in (tmp_path / "synthetic").iterdir())
+    # One chunk directory and its lock file: no temporary directory left behind.
+    assert len(entries) == 2 and not any(name.startswith(".tmp-") for name in entries)
+
+
+def test_cache_rejects_a_non_boolean() -> None:
+    with pytest.raises(ValueError, match="data.dataset.cache='yes' must be true or false"):
+        SyntheticLandscapes("train", num_train=2, height=16, cache="yes")
