@@ -1,6 +1,8 @@
 # Results tables, each one command: `make table4 SCALE=smoke DATA=synthetic LOGGER=csv
 # LAUNCHER=basic` runs experiments/table4.yaml as one Hydra multirun into
-# multirun/table4/$(SCALE)-$(DATA)/ and ends by printing the table (report.md + report.csv there).
+# multirun/table4/$(SCALE)-$(DATA)/ and ends by printing the table (report.md, report.csv and the
+# chart report.png there). Cells carry 95% intervals over seeds, so pass 2+ seeds for them:
+# SWEEP_ARGS='seeds=[0,1]' (format of a report: experiments/README.md).
 # Re-running skips finished runs and resumes interrupted ones. SWEEP_ARGS passes more, e.g.
 # SWEEP_ARGS='seeds=[0,1,2] trainer.max_epochs=4' or 'hydra.launcher.partition=gpu'.
 # LAUNCHER: basic | joblib (2 parallel jobs here) | submitit_local | slurm (see conf/hydra/launcher).
@@ -33,9 +35,12 @@ brown: $(STAMP) ## Brown report: reduced GauGAN (DATA=ade20k_landscape for the r
 norm_grid: $(STAMP) ## every norm x modulation on the SPADE decoder, 3 seeds
 	$(SWEEP)
 
+beyond: $(STAMP) ## CLADE, CLADE-ICPE, OASIS, SPADE + OASIS-D, CRN beside SPADE, 3 seeds
+	$(SWEEP)
+
 tables: table1 table3 table4 table5 stanford brown norm_grid ## every table above, in turn
 
 report-%: $(STAMP) ## print a table's report again, e.g. make report-table4 SCALE=smoke
 	$(VENV)/bin/spadelab report experiments/$*.yaml scale=$(SCALE) data=$(DATA) logger=$(LOGGER)
 
-.PHONY: table1 table3 table4 table5 stanford brown norm_grid tables
+.PHONY: table1 table3 table4 table5 stanford brown norm_grid beyond tables

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,14 @@ TINY = [
     "trainer.enable_model_summary=false",
     "eval.judge.steps=5",
 ]
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from spadelab.tables.rundirs import sweep_lock
+with sweep_lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
 MINI = """
 name: mini
 title: a small table
@@ -92,7 +102,16 @@ def test_every_experiment_file_loads_and_its_rows_compose(path: Path, tmp_path: 
 
 def test_the_tables_hold_the_rows_the_paper_has() -> None:
     rows = {p.stem: [r.name for r in sweep.load_experiment(p).rows] for p in EXPERIMENT_FILES}
-    assert set(rows) == {"table1", "table3", "table4", "table5", "stanford", "brown", "norm_grid"}
+    assert set(rows) == {
+        "table1",
+        "table3",
+        "table4",
+        "table5",
+        "stanford",
+        "brown",
+        "norm_grid",
+        "spade_vs_concat",
+    }
     assert len(rows["table3"]) == 8 and len(rows["table4"]) == 11 and len(rows["table5"]) == 9
     grid = sweep.load_experiment("norm_grid")
     assert len(grid.rows) == 18 and grid.seeds == (0, 1, 2)
@@ -259,6 +278,30 @@ def test_sweep_options_and_errors(tmp_path: Path, capsys) -> None:
     # A row that repeats another's configuration runs as that row.
     assert sweep.cli([path, "rows=[spade_again]", "dry_run=true", f"sweep_dir={tmp_path}"]) == 0
     assert "+row=spade seed=0" in capsys.readouterr().out
+
+
+def test_a_second_sweep_on_the_same_dir_is_refused_naming_the_pid(tmp_path: Path, capsys) -> None:
+    path = str(write_experiment(tmp_path))
+    sweep_dir = tmp_path / "s"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(sweep_dir)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        assert sweep.cli([path, f"sweep_dir={sweep_dir}", "dry_run=true"]) == 2
+        err = capsys.readouterr().err
+        assert (
+            err.count("\n") == 1 and f"{sweep_dir} is being swept by process {holder.pid}" in err
+        )
+        assert not (sweep_dir / ".rows").exists()  # refused before writing anything
+    finally:
+        holder.kill()
+        holder.wait()
+    # Killed while holding it: the lock file still names it, but a dead process blocks nothing.
+    assert (sweep_dir / ".sweep.lock").read_text().strip() == str(holder.pid)
+    assert sweep.cli([path, f"sweep_dir={sweep_dir}", "dry_run=true"]) == 0
+    assert (sweep_dir / ".sweep.lock").read_text() == ""  # released on exit
+    capsys.readouterr()
 
 
 # ---- launchers ----------------------------------------------------------------------------

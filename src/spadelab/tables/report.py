@@ -661,6 +661,7 @@ def format_terminal(
         "(key columns only; every column, the paper's numbers and the notes are in "
         f"{sweep_dir}/report.md, report.csv and report.png)",
         width,
+        break_on_hyphens=False,
     )
     return "\n".join(out) + "\n"
 
