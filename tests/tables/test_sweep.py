@@ -12,7 +12,7 @@ import pytest
 import yaml
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from wandb_files import wandb_run_record
+from report_files import markdown_rows, wandb_run_record
 
 from spadelab.config import REPO_ROOT
 from spadelab.runtime import ConfigError
@@ -111,6 +111,7 @@ def test_the_tables_hold_the_rows_the_paper_has() -> None:
         "brown",
         "norm_grid",
         "spade_vs_concat",
+        "beyond",
     }
     assert len(rows["table3"]) == 8 and len(rows["table4"]) == 11 and len(rows["table5"]) == 9
     grid = sweep.load_experiment("norm_grid")
@@ -405,11 +406,18 @@ def test_sweep_runs_a_table_reports_a_failed_row_then_skips_and_resumes(
     assert len(list((sweep_dir / ".cache").glob("judge-*.pt"))) == 1  # one judge per sweep
 
     text = (sweep_dir / "report.md").read_text()
-    assert text in out
-    assert "| planted failure | failed | failed | failed | failed | - | failed: " in text
-    assert "model.generator.ngf=-1" in text
-    assert "| CRN | - | - | - | - | 22.4 | not implemented |" in text
-    assert "same run as SPADE; ok" in text
+    assert "mini: a small table" in out and (sweep_dir / "report.png").is_file()
+    rows = markdown_rows(text)
+    broken = rows["planted failure"]
+    assert [broken[f"ours: {c}"] for c in ("mIoU", "accuracy", "FD (judge)", "G params")] == [
+        "failed"
+    ] * 4
+    assert broken["status"].startswith("failed: ") and "model.generator.ngf=-1" in text
+    assert rows["CRN"]["paper: ade_miou"] == "22.4" and rows["CRN"]["status"] == "not implemented"
+    assert rows["SPADE again"]["status"] == "same run as SPADE; ok"
+    assert rows["SPADE again"]["Δ mIoU"] == "same run"
+    assert rows["BatchNorm"]["Δ mIoU"].endswith("(1 seed)")
+    assert "no CI possible (1 seed)" in text
     assert "scale=smoke, data=synthetic, 32x32 images" in text
     assert "2 ok, 1 failed, 0 missing" in text
 
@@ -441,15 +449,20 @@ def test_sweep_of_table4_rows_with_seeds_and_offline_wandb(
     sweep_dir = tmp_path / "table4"
     args = ["table4", "rows=[segmap_input,kernel1]", "seeds=[0,1]", "logger=wandb"]
     assert sweep.cli([*args, f"sweep_dir={sweep_dir}", *TINY]) == 0
-    text = capsys.readouterr().out
-    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if "|" in line}
-    assert "±" in rows["SPADE kernel 1x1"] and "ok (2 seeds)" in rows["SPADE kernel 1x1"]
-    assert (
-        "same run as input: segmap (default); ok (2 seeds)" in rows["SPADE kernel 3x3 (default)"]
+    out = capsys.readouterr().out
+    assert "wandb: report logged to" in out
+    text = (sweep_dir / "report.md").read_text()
+    rows = markdown_rows(text)
+    kernel1 = rows["SPADE kernel 1x1"]
+    assert "±" in kernel1["ours: mIoU"] and kernel1["status"] == "ok (2 seeds)"
+    assert "±" in kernel1["Δ mIoU"]  # paired with segmap_input (the first row) over 2 seeds
+    assert rows["SPADE kernel 3x3 (default)"]["status"] == (
+        "same run as input: segmap (default); ok (2 seeds)"
     )
-    assert rows["param-free norm: BatchNorm"].endswith("| missing |")
-    assert "seeds [0, 1] (mean ± sample std)" in text
-    assert "wandb: report logged to" in text
+    assert rows["capacity 96M (default)"]["paper: params_m"] == "96"
+    assert rows["param-free norm: BatchNorm"]["status"] == "missing"
+    assert "seeds [0, 1] (2 seeds): cells are the mean over seeds ± the half-width" in text
+    assert "smallest resolvable Δ mIoU: " in text
 
     for seed in (0, 1):
         run = wandb_run_record(sweep_dir / f"kernel1-seed{seed}")
