@@ -10,16 +10,48 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import torch
 from omegaconf import OmegaConf
 from PIL import Image
-from torchvision.utils import save_image
+from torchvision.utils import make_grid, save_image
 
-from spadelab.callbacks import sample_grid
+from spadelab.callbacks import label_to_rgb
 from spadelab.config import REPO_ROOT, compose_config
 from spadelab.runtime import describe_error, is_user_error
 
 NUM_SAMPLES = 16
+TRIPLETS_PER_ROW = 4
+
+
+def triplet_grid(
+    label: torch.Tensor,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    palette: Any = None,
+    per_row: int = TRIPLETS_PER_ROW,
+) -> torch.Tensor:
+    """(3, H', W') in [0, 1]: samples as (label | real | generated) triplets, ``per_row`` a row.
+
+    Images of a triplet touch (1 px apart) and triplets are 6 px apart, so 16 samples make a
+    compact 4x4 block whose triplets are still told apart at a glance.
+    """
+    n = label.shape[0]
+    if not real.shape[0] == fake.shape[0] == n:
+        raise ValueError(
+            f"label, real and fake must hold the same samples, got {n}, "
+            f"{real.shape[0]}, {fake.shape[0]}"
+        )
+    triplets = [
+        make_grid(torch.stack(images), nrow=3, padding=1, pad_value=1.0)
+        for images in zip(
+            label_to_rgb(label.cpu(), palette),
+            (real.detach().float().cpu().clamp(-1, 1) + 1) / 2,
+            (fake.detach().float().cpu().clamp(-1, 1) + 1) / 2,
+        )
+    ]
+    return make_grid(torch.stack(triplets), nrow=per_row, padding=6, pad_value=1.0)
 
 
 def write_inputs(datamodule, out_dir: Path) -> dict:
@@ -88,12 +120,11 @@ def showcase(cfg, run_dir: Path) -> tuple[dict, float, Path]:
         for i in range(len(batch["label"]))
     ]
     import numpy as np
-    import torch
 
     fake = torch.stack(
         [torch.from_numpy(np.array(f)).permute(2, 0, 1).float() / 127.5 - 1 for f in fakes]
     )
-    grid = sample_grid(batch["label"], batch["image"], [fake], datamodule.palette)
+    grid = triplet_grid(batch["label"], batch["image"], fake, datamodule.palette)
     grid_path = run_dir / "demo" / "grid.png"
     save_image(grid, grid_path)
     synthesized = time.time()
