@@ -159,3 +159,57 @@ def test_kl_divergence_is_summed_not_averaged_and_zero_at_the_prior() -> None:
     one = losses.kl_divergence(torch.ones(1, 1), torch.zeros(1, 1))
     many = losses.kl_divergence(torch.ones(4, 8), torch.zeros(4, 8))
     torch.testing.assert_close(many, 32 * one)
+
+
+# ---- OASIS -------------------------------------------------------------------------------
+
+
+def test_class_balance_weights_are_inverse_frequencies() -> None:
+    counts = torch.tensor([6.0, 2.0, 0.0, 4.0])  # 12 pixels, 3 classes present
+    weights = losses.class_balance_weights(counts)
+    torch.testing.assert_close(weights, torch.tensor([12 / 18, 12 / 6, 0.0, 12 / 12]))
+    # Every present class carries the same total weight; uniform classes weigh 1 each.
+    present = counts > 0
+    totals = (weights * counts)[present]
+    torch.testing.assert_close(totals, torch.full_like(totals, 4.0))
+    torch.testing.assert_close(losses.class_balance_weights(torch.ones(5)), torch.ones(5))
+    # The don't-care class is left out of the balance, as in the official code.
+    ignored = losses.class_balance_weights(counts, ignore_index=0)
+    torch.testing.assert_close(ignored, torch.tensor([0.0, 6 / 4, 0.0, 6 / 8]))
+    with pytest.raises(ValueError, match="zero"):
+        losses.class_balance_weights(torch.zeros(3))
+    classes = torch.tensor([[0, 0, 3], [1, 3, 3]])
+    torch.testing.assert_close(losses.class_counts(classes, 5), torch.tensor([2.0, 1, 0, 3, 0]))
+
+
+def test_oasis_losses_against_a_hand_computation() -> None:
+    # One image of 2 pixels, 2 classes + "fake" (index 2).
+    real_logits = torch.tensor([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]]).T.reshape(1, 3, 1, 2)
+    fake_logits = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]).T.reshape(1, 3, 1, 2)
+    classes = torch.tensor([[[0, 1]]])
+    weights = torch.tensor([2.0, 0.5])
+
+    def nll(logits: list[float], target: int) -> float:
+        return -logits[target] + math.log(sum(math.exp(v) for v in logits))
+
+    real, fake = losses.oasis_d_loss(real_logits, fake_logits, classes, weights)
+    _close(real, (2.0 * nll([1, 0, -1], 0) + 0.5 * nll([0, 2, 0], 1)) / 2)
+    _close(fake, (nll([0, 0, 1], 2) + nll([1, 0, 0], 2)) / 2)
+    g = losses.oasis_g_loss(fake_logits, classes, weights)
+    _close(g, (2.0 * nll([0, 0, 1], 0) + 0.5 * nll([1, 0, 0], 1)) / 2)
+
+
+def test_labelmix_takes_each_class_from_one_image() -> None:
+    classes = torch.tensor([[[0, 1], [2, 1]], [[2, 2], [0, 1]]])
+    real, fake = torch.ones(2, 3, 2, 2), -torch.ones(2, 3, 2, 2)
+    mixed, mask = losses.labelmix(classes, fake, real, torch.Generator().manual_seed(0))
+    assert mask.shape == (2, 1, 2, 2)
+    for c in range(3):
+        values = mask[:, 0][classes == c]
+        assert (values == values[0]).all(), "one coin flip per class for the whole batch"
+    torch.testing.assert_close(mixed, mask * real + (1 - mask) * fake)
+    # The regulariser: D's output on the mix must be the same mix of its outputs.
+    out_real, out_fake = torch.randn(2, 4, 2, 2), torch.randn(2, 4, 2, 2)
+    consistent = mask * out_real + (1 - mask) * out_fake
+    _close(losses.labelmix_loss(mask, consistent, out_fake, out_real), 0.0)
+    _close(losses.labelmix_loss(mask, consistent + 0.5, out_fake, out_real), 0.25)
