@@ -78,3 +78,22 @@ table2: $(STAMP) ## SPADE Table 2 from a preference study: make table2 STUDY=DIR
 	$(VENV)/bin/spadelab study report $(STUDY)
 
 .PHONY: studio table2
+
+# A single-node Slurm cluster with accounting on this machine, to try launcher=slurm (root; the
+# Debian packages are installed when missing; state in SLURM_LOCAL_DIR). For example:
+#   make slurm-up && make table4 LAUNCHER=slurm SWEEP_ARGS='trainer.accelerator=cpu
+#     hydra.launcher.partition=cpu hydra.launcher.cpus_per_task=1' && make slurm-down
+SLURM_LOCAL_DIR ?= /tmp/spadelab-slurm
+export SLURM_LOCAL_DIR
+# While it is up, the Slurm commands of make's recipes (sbatch, sacct via submitit) use it.
+ifneq ($(wildcard $(SLURM_LOCAL_DIR)/run/slurmctld.pid),)
+export SLURM_CONF ?= $(SLURM_LOCAL_DIR)/etc/slurm.conf
+endif
+
+slurm-up: ## start a one-node Slurm cluster with accounting here (root; installs the packages)
+	scripts/slurm-local.sh up
+
+slurm-down: ## stop the daemons slurm-up started (by PID; state stays in SLURM_LOCAL_DIR)
+	scripts/slurm-local.sh down
+
+.PHONY: slurm-up slurm-down

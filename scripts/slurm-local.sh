@@ -5,6 +5,7 @@
 #   scripts/slurm-local.sh down     stop the daemons this script started (by their PID files)
 #   scripts/slurm-local.sh status   say what runs; exit 0 only when the cluster takes jobs
 #   scripts/slurm-local.sh env      print `export SLURM_CONF=...` for the client commands
+#   scripts/slurm-local.sh install  only install the Debian packages if missing
 #
 # Everything lives under $SLURM_LOCAL_DIR (default /tmp/spadelab-slurm): configs, munge key,
 # MariaDB data, Slurm state, logs, PID files. `up` and `down` are idempotent. Needs root (the
@@ -285,8 +286,9 @@ case "${1:-}" in
   down) down ;;
   status) status ;;
   env) echo "export SLURM_CONF=$SLURM_CONF" ;;
+  install) install_packages ;;
   *)
-    echo "usage: $0 up|down|status|env   (state under SLURM_LOCAL_DIR=$DIR)" >&2
+    echo "usage: $0 up|down|status|env|install   (state under SLURM_LOCAL_DIR=$DIR)" >&2
     exit 2
     ;;
 esac
