@@ -207,6 +207,6 @@ def test_cli_serves_on_localhost_unless_told(segmap_run: Path, monkeypatch, caps
     hosts = []
     monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **_: hosts.append((host, port)))
     assert studio_cli.cli([f"ckpt=[{segmap_run},{segmap_run}]"]) == 0
-    assert studio_cli.cli([f"ckpt={segmap_run}", "host=0.0.0.0", "port=9001"]) == 0
+    assert studio_cli.cli([f"ckpt={segmap_run}", "host=0.0.0.0", "port=9001", "device=cpu"]) == 0
     assert hosts == [("127.0.0.1", 7860), ("0.0.0.0", 9001)]
     assert "ANY machine" in capsys.readouterr().out

@@ -77,3 +77,25 @@ def test_create_errors(segmap_run: Path, tmp_path: Path, capsys, extra, message)
     args = ["create", f"a={segmap_run}", "b=real", f"out={tmp_path / 's'}", *extra]
     assert study_cli.cli(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_create_options(segmap_run: Path, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from spadelab.studio.study_server import create_study_app
+
+    out = tmp_path / "study"
+    args = [f"a={segmap_run}", "b=real", "n=2", f"out={out}", "b_name=photos", "seed=1"]
+    # data= composes the named dataset (at its own 64x64 here): maps are resized to the run's 32.
+    args += ["data=synthetic", "data.max_val_samples=2", "show_label=false", "device=cpu"]
+    assert study_cli.cli(["create", *args]) == 0
+    study = Study(out)
+    assert (study.meta["b_name"], study.meta["seed"], study.meta["show_label"]) == (
+        "photos",
+        "1",
+        "false",
+    )
+    pair = study.pairs[0]
+    assert np.asarray(Image.open(out / pair.a_path)).shape == (32, 32, 3)
+    assert np.asarray(Image.open(out / pair.b_path)).shape == (64, 64, 3)  # the real photo
+    assert TestClient(create_study_app(study)).get("/api/info").json()["show_label"] is False
