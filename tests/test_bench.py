@@ -9,6 +9,12 @@ import pytest
 
 from spadelab import bench
 
+
+@pytest.fixture(autouse=True)
+def _own_data_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPADELAB_CACHE", str(tmp_path / "cache"))
+
+
 SMOKE = ["scale=smoke", "trainer.accelerator=cpu", "iterations=1", "warmup=1", "repeats=2"]
 
 
@@ -52,6 +58,8 @@ def test_bench_writes_flops_and_ratios(tmp_path: Path, capsys: pytest.CaptureFix
     expected = base["seconds_per_iteration"]["median"] / bf16["seconds_per_iteration"]["median"]
     assert bf16["speedup"] == pytest.approx(expected)
     assert result["process_max_rss_mib"] > 0
+    # The synthetic scenes were rendered into the cache before timing started.
+    assert base["data_cache_warm_seconds"] > 0
     printed = capsys.readouterr().out
     assert "trainer.precision=bf16-mixed:" in printed and "GFLOP/iteration" in printed
 

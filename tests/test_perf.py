@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,14 @@ QUIET = [
 ]
 # 2 epochs of 2 iterations (4 samples, batch 2).
 TINY = ["trainer.max_epochs=2", "data.max_train_samples=4", "data.max_val_samples=2"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _own_data_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Rendered scenes go to a temporary cache shared by this file's tests, not ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SPADELAB_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
 
 
 def compose(run_dir: Path, *overrides: str) -> DictConfig:
@@ -66,6 +75,7 @@ def test_perf_fast_and_scale_gpu_turn_on_the_fast_path(tmp_path: Path) -> None:
         ({"compiled": True}, "perf.compiled is not a setting"),
         ({"compile_mode": "fastest"}, "perf.compile_mode='fastest' is unknown"),
         ({"matmul_precision": "tf32"}, "perf.matmul_precision='tf32' is unknown"),
+        ({"compile_backend": "tvm"}, "perf.compile_backend='tvm' is unknown"),
         ({"channels_last": "yes"}, "perf.channels_last='yes' must be true or false"),
     ],
 )
@@ -162,7 +172,9 @@ def test_compile_is_in_place_and_keeps_state_dict_keys() -> None:
 def test_compile_unavailable_falls_back_with_one_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(perf, "compile_unavailable_reason", lambda device: "no C++ compiler")
+    monkeypatch.setattr(
+        perf, "compile_unavailable_reason", lambda device, backend: "no C++ compiler"
+    )
     cfg = compose(tmp_path / "run", "perf.compile=true", "trainer.max_epochs=1")
     with caplog.at_level(logging.WARNING, logger="spadelab.perf"):
         train(cfg)
@@ -188,7 +200,12 @@ def test_compile_probe_names_the_reason(monkeypatch: pytest.MonkeyPatch) -> None
 def test_compiled_bf16_ema_training_resumes_with_plain_keys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # aot_eager: dynamo and AOTAutograd trace G and D as inductor would (graph breaks, guards on
+    # the requires_grad toggles of manual optimization, EMA, resume) without building C++
+    # kernels, which takes over 20 minutes on a busy 2-core machine. The GPU check and
+    # `spadelab bench compare=` run the inductor backend.
     common = ["trainer.max_epochs=1", "ema.enabled=true", "trainer.precision=bf16-mixed"]
+    common += ["perf.compile_backend=aot_eager"]
     train(compose(tmp_path / "eager", *common))
     callbacks_seen: list[perf.PerfCallback] = []
     original = perf.performance_callbacks
@@ -211,3 +228,36 @@ def test_compiled_bf16_ema_training_resumes_with_plain_keys(
     summary = train(compose(tmp_path / "compiled", *resumed))
     assert summary["iterations"] == 4
     assert all(torch.isfinite(torch.tensor(losses(tmp_path / "compiled"))))
+
+
+@pytest.mark.slow
+def test_ddp_cpu_trains_with_bf16_channels_last_and_compile(tmp_path: Path) -> None:
+    """Two spawned CPU processes: the perf callback prepares the networks in each rank."""
+    import os
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "spadelab.train",
+        *QUIET,
+        *TINY,
+        "trainer=ddp_cpu",
+        "trainer.precision=bf16-mixed",
+        "perf.channels_last=true",
+        "perf.compile=true",
+        "perf.compile_backend=aot_eager",  # see the test above
+        "data.max_train_samples=8",
+        f"run_dir={run_dir}",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SPADELAB_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "running uncompiled" not in done.stderr
+    keys = state_keys(run_dir / "checkpoints" / "last.ckpt")
+    assert keys and not any("_orig_mod" in key for key in keys)
+    assert all(torch.isfinite(torch.tensor(losses(run_dir))))

@@ -33,6 +33,7 @@ from spadelab.runtime import ConfigError
 log = logging.getLogger("spadelab.perf")
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
 MATMUL_PRECISIONS = ("highest", "high", "medium")
 # Lightning's spellings of each arithmetic.
 MIXED_PRECISIONS = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
@@ -52,6 +53,9 @@ class PerfSettings:
 
     compile: bool = False
     compile_mode: str = "default"
+    # inductor generates kernels (C++ on CPU, Triton on GPU); aot_eager traces the same graphs
+    # without code generation: for debugging, and for tests on machines where C++ builds crawl.
+    compile_backend: str = "inductor"
     channels_last: bool = False
     matmul_precision: str = "high"  # float32 matmuls on CUDA: "high" allows TF32
     cudnn_benchmark: bool = True  # cuDNN picks the fastest kernels for fixed input sizes
@@ -71,6 +75,11 @@ class PerfSettings:
             raise ConfigError(
                 f"perf.compile_mode={settings.compile_mode!r} is unknown; choose one of "
                 f"{list(COMPILE_MODES)}"
+            )
+        if settings.compile_backend not in COMPILE_BACKENDS:
+            raise ConfigError(
+                f"perf.compile_backend={settings.compile_backend!r} is unknown; choose one of "
+                f"{list(COMPILE_BACKENDS)}"
             )
         if settings.matmul_precision not in MATMUL_PRECISIONS:
             raise ConfigError(
@@ -175,7 +184,7 @@ def use_channels_last(networks: Mapping[str, nn.Module]) -> None:
         network.register_forward_pre_hook(_ChannelsLastInputs())
 
 
-def compile_unavailable_reason(device: str) -> str | None:
+def compile_unavailable_reason(device: str, backend: str = "inductor") -> str | None:
     """Why ``torch.compile`` cannot run here (None: it can), from compiling a tiny network.
 
     Compilation is lazy: a missing C++ compiler or Triton would only fail at the first training
@@ -189,7 +198,7 @@ def compile_unavailable_reason(device: str) -> str | None:
         )
     probe = nn.Sequential(nn.Conv2d(2, 2, 3, padding=1), nn.BatchNorm2d(2)).to(device)
     try:
-        probe.compile()
+        probe.compile(backend=backend)
         probe(torch.ones(2, 2, 4, 4, device=device, requires_grad=True)).sum().backward()
     except Exception as error:  # noqa: BLE001 - any failure means: run uncompiled
         text = " ".join(str(error).split())[:200]
@@ -232,7 +241,8 @@ class PerfCallback(pl.Callback):
         if self.settings.channels_last:
             use_channels_last(networks)
         if self.settings.compile:
-            self.fallback_reason = compile_unavailable_reason(self.device)
+            backend = self.settings.compile_backend
+            self.fallback_reason = compile_unavailable_reason(self.device, backend)
             if self.fallback_reason is not None:
                 log.warning(
                     "perf.compile=true: running uncompiled, torch.compile is unavailable "
@@ -240,12 +250,14 @@ class PerfCallback(pl.Callback):
                     self.fallback_reason,
                 )
                 return
-            mode = None if self.settings.compile_mode == "default" else self.settings.compile_mode
+            # Modes are inductor options; other backends take none.
+            mode = self.settings.compile_mode
+            mode = None if mode == "default" or backend != "inductor" else mode
             # EMA copies only run in inference (samples, evaluation): compiling them would
             # add compile time for a few calls.
             for name in ("generator", "discriminator", "encoder", "vgg"):
                 if name in networks:
-                    networks[name].compile(mode=mode)
+                    networks[name].compile(backend=backend, mode=mode)
                     self.compiled.append(name)
 
 
