@@ -99,9 +99,8 @@ def test_unknown_choice_lists_the_valid_ones(
     assert code not in (0, None)
     group, value = override.split("=")
     assert f"Could not find '{group}/{value}'" in err
-    listed = [
-        line.strip() for line in err.split(f"Available options in '{group}':")[1].splitlines()
-    ]
+    [line] = error_lines(err)  # one line, the choices listed in it
+    listed = line.split(f"Available options in '{group}':")[1].split()
     assert set(choices) <= set(listed)
     assert "Traceback" not in err
     assert not (tmp_path / "hydra").exists()  # nothing ran

@@ -137,19 +137,31 @@ SECTION_SCHEMAS: dict[str, type] = {
 }
 
 
-def _train_top_level_keys() -> frozenset[str]:
-    """train.yaml's own keys and config groups, plus those a group or a sweep adds."""
-    path = CONF_DIR / "train.yaml"
+def _top_level_keys(name: str) -> frozenset[str]:
+    """A config file's own keys and config groups, plus those a group or a sweep adds."""
+    path = CONF_DIR / f"{name}.yaml"
     if not path.is_file():
         return frozenset()
-    train = yaml.safe_load(path.read_text()) or {}
+    config = yaml.safe_load(path.read_text()) or {}
     groups = set()
-    for entry in train.get("defaults", []):
+    for entry in config.get("defaults", []):
         if isinstance(entry, dict):
             groups.update(str(key).split("/")[0].replace("override ", "") for key in entry)
-    own = {key for key in train if key not in ("defaults", "hydra")}
+    own = {key for key in config if key not in ("defaults", "hydra")}
     # generator_input: set by encoder=vae for the model presets; sweep: added by spadelab sweep.
-    return frozenset(groups | own | {"generator_input", "sweep"})
+    extra = {"generator_input", "sweep"} if name == "train" else set()
+    return frozenset(groups | own | extra)
 
 
-TRAIN_TOP_LEVEL_KEYS = _train_top_level_keys()
+TOP_LEVEL_KEYS = {name: _top_level_keys(name) for name in ("train", "evaluate", "synthesize")}
+
+
+def config_name(cfg: Any) -> str | None:
+    """Which entry point's config ``cfg`` is, from keys only that one has."""
+    if "run_dir" in cfg and "model" in cfg:
+        return "train"
+    if "input" in cfg and "ckpt" in cfg:
+        return "synthesize"
+    if "eval" in cfg and "ckpt" in cfg:
+        return "evaluate"
+    return None

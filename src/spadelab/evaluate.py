@@ -144,6 +144,10 @@ def fid_for(fake_dir: str, real_dir: str, eval_cfg: Any, cache_key: str) -> dict
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    from spadelab.runtime import check_unknown_keys, resolve_device
+
+    check_unknown_keys(cfg)  # eval.* typos, + keys included, fail before any work
+    resolve_device(str(cfg.device))  # one line for device=cuda without a GPU, or a typo
     torch.manual_seed(int(cfg.seed))
     ckpt = find_checkpoint(cfg.ckpt)
     module = load_checkpoint(ckpt, map_location=cfg.device).to(cfg.device)

@@ -117,17 +117,16 @@ def check_unknown_keys(cfg: DictConfig | Mapping[str, Any]) -> None:
     (``loss``, ``optim``, ``ema``, ``scale``, ``eval``, ``experiment`` and the top level of
     train.yaml) against the dataclasses in :mod:`spadelab.config`, keys and value types.
     """
-    from spadelab.config import SECTION_SCHEMAS, TRAIN_TOP_LEVEL_KEYS
+    from spadelab.config import SECTION_SCHEMAS, TOP_LEVEL_KEYS, config_name
 
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=False)  # interpolations stay strings
-    if "run_dir" in cfg and "model" in cfg:  # a train config
-        unknown = sorted(set(cfg) - TRAIN_TOP_LEVEL_KEYS)
-        if unknown:
-            raise ConfigError(
-                f"unknown key {unknown[0]}; valid top-level keys: "
-                f"{', '.join(sorted(TRAIN_TOP_LEVEL_KEYS))}"
-            )
+    top_level = TOP_LEVEL_KEYS.get(config_name(cfg))
+    unknown = sorted(set(cfg) - top_level) if top_level else []
+    if unknown:
+        raise ConfigError(
+            f"unknown key {unknown[0]}; valid top-level keys: {', '.join(sorted(top_level))}"
+        )
     for section, schema in SECTION_SCHEMAS.items():
         node = cfg.get(section)
         if not isinstance(node, Mapping):
@@ -268,9 +267,10 @@ def claim_run_dir(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         handle = (run_dir / ".lock").open("a+")
-    except PermissionError:
+    except OSError as error:
         raise ConfigError(
-            f"run_dir={run_dir} is not writable; choose another run_dir or fix its permissions"
+            f"run_dir={run_dir} cannot be written ({error.strerror or error}); choose another "
+            "run_dir or fix its permissions"
         ) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -404,7 +404,8 @@ def check_overrides(name: str, config_name: str, args: list[str]) -> None:
     valid keys, where Hydra would suggest adding it with ``+`` (which then trains silently);
     ``+``-added keys are checked by :func:`check_unknown_keys` the same way.
 
-    Anything else Hydra reports itself; multiruns and Hydra flags are left to Hydra.
+    Other composition errors are shown in one line too; multiruns and Hydra flags (``-m``,
+    ``--cfg``) are left to Hydra.
     """
     if any(arg.startswith("-") for arg in args):
         return
@@ -424,7 +425,10 @@ def check_overrides(name: str, config_name: str, args: list[str]) -> None:
     except Exception as error:  # noqa: BLE001 - only struct errors are ours to explain
         cause = error.__cause__ or error
         if "not in struct" not in str(cause):
-            return
+            # Hydra's own composition errors (an unknown choice, a bad override) in one line.
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            print(f"spadelab {name}: error: {' '.join(lines)}", file=sys.stderr)
+            raise SystemExit(2) from None
         key = str(getattr(cause, "full_key", "") or "")
         parent, _, leaf = key.rpartition(".")
         rest = [a for a in overrides if not a.lstrip("+~").startswith(f"{key}=")]

@@ -125,6 +125,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     validate_targets(cfg)
     check_unknown_keys(cfg)
     check_devices(cfg)
+    if not isinstance(cfg.get("seed"), int) or isinstance(cfg.get("seed"), bool):
+        raise ConfigError(f"seed={cfg.get('seed')!r} must be an integer")
     configure_wandb(cfg)
     plain = OmegaConf.to_container(cfg, resolve=True)
     ckpt = resolve_checkpoint(cfg.get("ckpt_path"), run_dir)
