@@ -1,4 +1,4 @@
-"""Reading offline wandb run files in tests (no wandb server, no network)."""
+"""Reading a report's files in tests: its Markdown table, offline wandb run files (no server)."""
 
 from __future__ import annotations
 
@@ -48,3 +48,14 @@ def wandb_run_record(run_dir: Path, timeout: float = 20.0) -> Any:
         time.sleep(0.2)
     assert runs, f"no run record in {path}"
     return runs[0]
+
+
+def markdown_rows(text: str) -> dict[str, dict[str, str]]:
+    """The Markdown table of a report as {row label: {column header: cell}}."""
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0].strip("|").split(" | ")]
+    rows = {}
+    for line in lines[1:]:
+        cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+        rows[cells[0]] = dict(zip(header, cells))
+    return rows

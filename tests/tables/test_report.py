@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from wandb_files import wandb_run_record
+from report_files import markdown_rows, wandb_run_record
 
 from spadelab.runtime import ConfigError
 from spadelab.tables import report
@@ -103,17 +103,6 @@ def fabricated(tmp_path: Path) -> tuple[Any, Path]:
     # A trained run without metrics.json (evaluation never finished) is still missing.
     (sweep_dir / "absent-seed0" / "checkpoints").mkdir(parents=True)
     return load_experiment(path), sweep_dir
-
-
-def markdown_rows(text: str) -> dict[str, dict[str, str]]:
-    """The Markdown table of a report as {row label: {column header: cell}}."""
-    lines = [line for line in text.splitlines() if line.startswith("| ")]
-    header = [cell.strip() for cell in lines[0].strip("|").split(" | ")]
-    rows = {}
-    for line in lines[1:]:
-        cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
-        rows[cells[0]] = dict(zip(header, cells))
-    return rows
 
 
 def write_experiment(tmp_path: Path, text: str) -> Any:

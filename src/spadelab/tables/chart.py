@@ -21,7 +21,7 @@ def write_chart(
     path: Path, title: str, rows: list[ChartRow], metric: str, series: list[str], note: str = ""
 ) -> Path:
     """Horizontal bars (one group per row, one bar per series) with CI whiskers; the paper's
-    values on their own axis (top), since they were measured at another scale."""
+    values as markers in a panel of their own, since they were measured at another scale."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display; also safe in a sweep's subprocess
@@ -31,7 +31,13 @@ def write_chart(
     for row in rows:
         paper_keys += [key for key in row.paper if key not in paper_keys]
     height = 2.0 + 0.42 * len(rows) * max(1, len(series))
-    fig, ax = plt.subplots(figsize=(9.0, max(3.0, height)), dpi=110)
+    size = (10.0 if paper_keys else 8.0, max(3.0, height))
+    if paper_keys:
+        fig, (ax, paper_ax) = plt.subplots(
+            1, 2, sharey=True, figsize=size, dpi=110, gridspec_kw={"width_ratios": [3, 1.2]}
+        )
+    else:
+        fig, ax = plt.subplots(figsize=size, dpi=110)
     bar = 0.8 / max(1, len(series))
     positions = list(range(len(rows)))
     colors = ("tab:blue", "tab:orange", "tab:green", "tab:purple")
@@ -61,10 +67,9 @@ def write_chart(
     ax.grid(axis="x", alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     if paper_keys:
-        top = ax.twiny()
         for j, key in enumerate(paper_keys):
             points = [(row.paper[key], y) for y, row in zip(positions, rows) if key in row.paper]
-            top.scatter(
+            paper_ax.scatter(
                 [x for x, _ in points],
                 [y for _, y in points],
                 marker=PAPER_MARKERS[j % len(PAPER_MARKERS)],
@@ -76,9 +81,10 @@ def write_chart(
             )
         # From 0, like the bars: an axis cut at the smallest value would inflate the gaps.
         highest = max(row.paper[key] for row in rows for key in row.paper)
-        top.set_xlim(0, highest * 1.1)
-        top.set_xlabel(f"paper: {metric} (its datasets, scale and segmenters)", fontsize=9)
-        more_handles, more_labels = top.get_legend_handles_labels()
+        paper_ax.set_xlim(0, highest * 1.1)
+        paper_ax.set_xlabel(f"paper: {metric}\n(its datasets, scale, segmenters)", fontsize=9)
+        paper_ax.grid(axis="x", alpha=0.3)
+        more_handles, more_labels = paper_ax.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
     fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=min(4, len(labels)))
     fig.suptitle(title + (f"\n{note}" if note else ""), fontsize=10)
