@@ -60,6 +60,10 @@ class LossConfig:
     vgg_layer_weights: list[float] = field(
         default_factory=lambda: [0.03125, 0.0625, 0.125, 0.25, 1.0]
     )
+    # The OASIS discriminator's objective (model=oasis | spade_oasis_d set them).
+    lambda_labelmix: float = 0.0
+    class_balance: str = "batch"  # batch | dataset | none
+    class_stats_cache: str | None = None
 
 
 @dataclass
