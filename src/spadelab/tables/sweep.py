@@ -17,6 +17,8 @@
    ``ckpt_path=auto`` (resuming last.ckpt) and evaluates. A failing job writes FAILED.json and
    the sweep goes on. Re-running the same command therefore finishes an interrupted sweep.
 5. The table is printed at the end (``spadelab report`` prints it again).
+6. One sweep per sweep dir at a time: a second one is refused while the first holds
+   ``<sweep_dir>/.sweep.lock`` (``rundirs.sweep_lock``; the multirun inherits it).
 """
 
 from __future__ import annotations
