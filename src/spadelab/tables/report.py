@@ -1,4 +1,4 @@
-"""``spadelab report``: a sweep's runs as one results table, with CIs, beside the published numbers.
+"""``spadelab report``: a sweep's runs as one results table with CIs, beside the paper's numbers.
 
     spadelab report experiments/table4.yaml [scale=smoke] [data=synthetic] [sweep_dir=PATH]
         [seeds=[0,1,2]] [generator=generator|generator_ema|both] [logger=wandb | wandb=true]

@@ -9,8 +9,8 @@
 2. Each row becomes a Hydra config ``<sweep_dir>/.rows/row/<name>.yaml`` (``@package _global_``,
    ``override /group: choice`` in its defaults list, plain values for keys), regenerated on every
    call; ``<sweep_dir>/.rows`` goes on Hydra's search path.
-3. One multirun of ``python -m spadelab.tables.sweep`` (the job entry point at the end of this file)
-   over ``+row=<names> seed=<seeds>`` with the chosen ``hydra/launcher``
+3. One multirun of ``python -m spadelab.tables.sweep`` (the job entry point at the end of this
+   file) over ``+row=<names> seed=<seeds>`` with the chosen ``hydra/launcher``
    (``conf/hydra/launcher/``). Run dirs are ``<sweep_dir>/<row>-seed<k>``; ``sweep_dir``
    defaults to ``multirun/<table>/<scale>-<data>``.
 4. A job skips a run dir with a complete metrics.json; otherwise it trains with
@@ -582,7 +582,8 @@ def job_main(cfg: DictConfig) -> Any:
 
 if __name__ == "__main__":
     # Call the copy imported under its module name: launchers pickle the task function, and a
-    # function of ``spadelab.tables.sweep`` pickles by reference where one of ``__main__`` would not.
+    # function of ``spadelab.tables.sweep`` pickles by reference where one of ``__main__``
+    # would not.
     from spadelab.tables.sweep import job_main as importable_job_main
 
     importable_job_main()
