@@ -123,6 +123,7 @@ SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
 ReturnToService=2
 MpiDefault=none
+MailProg=/bin/true
 # Jobs leave squeue soon after they end; sacct (slurmdbd) keeps them.
 MinJobAge=30
 KillWait=10
@@ -170,7 +171,8 @@ start_mariadb() {
   if ! pid_of mariadbd >/dev/null; then
     if [ ! -d "$DIR/mysql/mysql" ]; then
       mariadb-install-db --no-defaults --datadir="$DIR/mysql" --user=root \
-        --auth-root-authentication-method=normal >"$DIR/log/mariadb-install.log" 2>&1 ||
+        --auth-root-authentication-method=normal --skip-test-db \
+        >"$DIR/log/mariadb-install.log" 2>&1 ||
         die "mariadb-install-db failed; see $DIR/log/mariadb-install.log"
     fi
     # A small server: the accounting tables of a few test sweeps.
