@@ -59,3 +59,8 @@ def markdown_rows(text: str) -> dict[str, dict[str, str]]:
         cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
         rows[cells[0]] = dict(zip(header, cells))
     return rows
+
+
+def raw(row: dict[str, str], header: str) -> str:
+    """A cell of the raw generator: ``header``, or ``header (raw)`` when EMA is shown too."""
+    return row[header] if header in row else row[f"{header} (raw)"]
