@@ -23,7 +23,7 @@ from spadelab.nets.generators import (
 )
 from spadelab.nets.oasis import OASISGenerator
 from spadelab.norm.clade import CLADE
-from spadelab.norm.modulation import SPADE, Affine, Concat
+from spadelab.norm.modulation import SPADE, Affine, Concat, ParamFree
 from spadelab.norm.param_free import SyncBatchNorm
 from spadelab.norm.switchable import SwitchableNorm
 
@@ -65,6 +65,7 @@ MODULATION_CLASS = {
     "spade": SPADE,
     "concat": Concat,
     "affine": Affine,
+    "param_free": ParamFree,
     "clade": CLADE,
     "clade_icpe": CLADE,
 }
@@ -108,7 +109,7 @@ def test_every_generator_norm_modulation_builds_and_trains(
     assert type(net) is GENERATOR_CLASS[generator]
 
     # The norm and modulation groups reach every norm layer (presets may override them).
-    layers = [m for m in net.modules() if isinstance(m, (SPADE, Concat, Affine, CLADE))]
+    layers = [m for m in net.modules() if isinstance(m, (SPADE, Concat, Affine, ParamFree, CLADE))]
     layers = [m for m in layers if not any(m is getattr(o, "affine", None) for o in layers)]
     assert layers and all(type(m) is MODULATION_CLASS[modulation] for m in layers)
     for layer in layers:

@@ -78,14 +78,19 @@ class ResnetBlock(nn.Module):
     """pix2pixHD residual block with label-conditioned norms (reflection padding, ReLU)."""
 
     def __init__(
-        self, dim: int, norm_layer: NormLayer, spectral_norm: bool, kernel_size: int = 3
+        self,
+        dim: int,
+        norm_layer: NormLayer,
+        spectral_norm: bool,
+        kernel_size: int = 3,
+        conv_bias: bool = False,
     ) -> None:
         super().__init__()
         pad = kernel_size // 2
         self.pad = nn.ReflectionPad2d(pad)
-        self.conv_0 = spectral(nn.Conv2d(dim, dim, kernel_size), spectral_norm)
+        self.conv_0 = spectral(nn.Conv2d(dim, dim, kernel_size, bias=conv_bias), spectral_norm)
         self.norm_0 = norm_layer(dim, "block_input")
-        self.conv_1 = spectral(nn.Conv2d(dim, dim, kernel_size), spectral_norm)
+        self.conv_1 = spectral(nn.Conv2d(dim, dim, kernel_size, bias=conv_bias), spectral_norm)
         self.norm_1 = norm_layer(dim, "inner")
 
     def forward(self, x: torch.Tensor, label_map: torch.Tensor) -> torch.Tensor:

@@ -198,7 +198,9 @@ class Pix2PixHDGenerator(nn.Module):
     """pix2pixHD's global generator: encoder, residual blocks, decoder.
 
     The label map is the input; ``norm_layer`` decides whether it also enters every layer
-    (SPADE / concat: "pix2pixHD++ w/ SPADE" and "w/ Concat") or not (affine: pix2pixHD).
+    (SPADE / concat: "pix2pixHD++ w/ SPADE" and "w/ Concat") or not (param_free / affine:
+    pix2pixHD / pix2pixHD++). As in the official code, a conv followed by a norm has no bias
+    (the norm's mean subtraction cancels it); ``conv_bias=True`` keeps one anyway.
     """
 
     def __init__(
@@ -213,6 +215,7 @@ class Pix2PixHDGenerator(nn.Module):
         initial_kernel_size: int = 7,
         kernel_size: int = 3,
         spectral_norm: bool = True,
+        conv_bias: bool = False,
     ) -> None:
         super().__init__()
         ngf = scaled_width(ngf, width_multiplier)
@@ -226,7 +229,7 @@ class Pix2PixHDGenerator(nn.Module):
         pad = initial_kernel_size // 2
         layers: list[nn.Module] = [
             ConvNormAct(
-                nn.Conv2d(semantic_nc, ngf, initial_kernel_size),
+                nn.Conv2d(semantic_nc, ngf, initial_kernel_size, bias=conv_bias),
                 ngf,
                 norm_layer,
                 spectral_norm,
@@ -235,16 +238,17 @@ class Pix2PixHDGenerator(nn.Module):
         ]
         for i in range(n_downsampling):
             cin, cout = ngf * 2**i, ngf * 2 ** (i + 1)
-            conv = nn.Conv2d(cin, cout, kernel_size, stride=2, padding=1)
+            conv = nn.Conv2d(cin, cout, kernel_size, stride=2, padding=1, bias=conv_bias)
             layers.append(ConvNormAct(conv, cout, norm_layer, spectral_norm))
         dim = ngf * 2**n_downsampling
         layers += [
-            ResnetBlock(dim, norm_layer, spectral_norm, kernel_size) for _ in range(n_blocks)
+            ResnetBlock(dim, norm_layer, spectral_norm, kernel_size, conv_bias)
+            for _ in range(n_blocks)
         ]
         for i in range(n_downsampling):
             cin = ngf * 2 ** (n_downsampling - i)
             conv = nn.ConvTranspose2d(
-                cin, cin // 2, kernel_size, stride=2, padding=1, output_padding=1
+                cin, cin // 2, kernel_size, stride=2, padding=1, output_padding=1, bias=conv_bias
             )
             layers.append(ConvNormAct(conv, cin // 2, norm_layer, spectral_norm))
         self.layers = nn.ModuleList(layers)

@@ -94,6 +94,18 @@ class Affine(nn.Module):
         return self.param_free_norm(x) * self.weight.view(shape) + self.bias.view(shape)
 
 
+class ParamFree(nn.Module):
+    """The param-free norm alone, no learned affine: pix2pixHD's ``InstanceNorm2d(affine=False)``."""
+
+    def __init__(self, num_features: int, label_nc: int, param_free_norm: ParamFreeNorm) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.param_free_norm = param_free_norm(num_features)
+
+    def forward(self, x: torch.Tensor, label_map: torch.Tensor | None = None) -> torch.Tensor:
+        return self.param_free_norm(x)
+
+
 class Site(str, Enum):
     """Where a norm layer sits in its block: lets a modulation inject the label map sparsely."""
 
