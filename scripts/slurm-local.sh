@@ -23,7 +23,7 @@ CLUSTER=${SLURM_LOCAL_CLUSTER:-spadelab}
 PARTITION=${SLURM_LOCAL_PARTITION:-cpu}
 # CPUs the node offers. Slurm trusts this number (config_overrides), so more tasks than cores can
 # run at once; default: the real count.
-CPUS=${SLURM_LOCAL_CPUS:-$(nproc)}
+CPUS=${SLURM_LOCAL_CPUS:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)} # nproc obeys OMP_*
 PORT_BASE=${SLURM_LOCAL_PORT_BASE:-16817} # slurmctld, slurmd, slurmdbd, mariadb: base .. base+3
 PACKAGES=(slurm-wlm slurmdbd munge mariadb-server)
 
