@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from studio_helpers import CHROMIUM_ARGS, TRAIN
+from studio_helpers import BROWSER_TIMEOUT_MS, CHROMIUM_ARGS, TRAIN
 
 
 def _chromium() -> str | None:
@@ -51,6 +51,8 @@ def browser():
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1100, "height": 760})
+    # Generous: on shared CPUs one synthesize call can take seconds (Playwright's default: 30 s).
+    context.set_default_timeout(BROWSER_TIMEOUT_MS)
     page = context.new_page()
     # Nothing may come from the network: every request must go to the local test server.
     page.outside = []

@@ -22,6 +22,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
+BROWSER_TIMEOUT_MS = 180_000
+
 TRAIN = [
     "scale=smoke",
     "trainer.enable_progress_bar=false",

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from studio_helpers import free_port, live_server, write_png
+from studio_helpers import BROWSER_TIMEOUT_MS, free_port, live_server, write_png
 
 from spadelab.studio import study_cli
 from spadelab.studio.study_db import Study, create_database, left_method
@@ -126,7 +126,8 @@ def _serve_subprocess(study_dir: Path, port: int) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 60
+    # Generous: the shared test machine can take a minute to import and start the server.
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/api/info", timeout=1).status_code == 200:
@@ -136,7 +137,7 @@ def _serve_subprocess(study_dir: Path, port: int) -> subprocess.Popen:
         if process.poll() is not None:
             raise RuntimeError(process.stdout.read().decode())
     process.kill()
-    raise RuntimeError("spadelab study serve did not start within 60 s")
+    raise RuntimeError("spadelab study serve did not start within 180 s")
 
 
 @pytest.mark.slow
@@ -171,6 +172,8 @@ def test_kill_and_restart_loses_and_duplicates_nothing(page, tmp_path: Path) -> 
 def test_two_raters_vote_concurrently(browser, tmp_path: Path) -> None:
     study_dir = make_study(tmp_path / "study")
     contexts = [browser.new_context() for _ in range(2)]
+    for context in contexts:
+        context.set_default_timeout(BROWSER_TIMEOUT_MS)
     try:
         pages = [context.new_page() for context in contexts]
         with live_server(create_study_app(Study(study_dir))) as url:
