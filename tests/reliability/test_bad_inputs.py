@@ -11,10 +11,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import pytest
-from cases import SMOKE, bad_checkpoints, error_lines, run_cli
-from PIL import Image
+from cases import SMOKE, error_lines, run_cli
 
 from spadelab.config import SECTION_SCHEMAS
 
@@ -41,6 +39,11 @@ def typo_cases() -> list[tuple[str, list[str], str]]:
 
 
 TRAIN_CASES = [
+    (
+        ["loss.lambda_fet=0"],
+        "unknown key loss.lambda_fet; valid keys of loss: gan_mode, lambda_feat",
+    ),
+    (["+loss.lambda_fet=0"], "unknown key loss.lambda_fet; valid keys of loss: gan_mode"),
     (["model.generator.ngff=3"], "unknown key model.generator.ngff; valid keys of"),
     (["+model.generator.ngff=3"], "unknown key model.generator.ngff for"),
     (["+foo=1"], "unknown key foo; valid top-level keys"),
@@ -114,40 +117,6 @@ CASES = [
 
 def test_the_table_holds_at_least_99_cases() -> None:
     assert len(CASES) >= 99
-
-
-@pytest.fixture(scope="module")
-def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A trained smoke run (EMA on), label maps, bad files of every kind."""
-    from spadelab.config import compose_config
-    from spadelab.train import train
-
-    tmp = tmp_path_factory.mktemp("bad_inputs")
-    run = tmp / "run"
-    train(compose_config("train", [f"run_dir={run}", *SMOKE, "ema.enabled=true"]))
-    labels = tmp / "labels"
-    labels.mkdir()
-    for i in range(3):
-        values = np.random.RandomState(i).randint(0, 5, (32, 32)).astype(np.uint8)
-        Image.fromarray(values, "L").save(labels / f"l{i}.png")
-    (tmp / "empty").mkdir()
-    Image.new("RGB", (32, 32)).save(tmp / "rgb.png")
-    (tmp / "text.png").write_text("not an image")
-    (tmp / "zero.png").write_bytes(b"")
-    Image.fromarray(np.full((32, 32), 200, np.uint8), "L").save(tmp / "out_of_range.png")
-    (tmp / "a_file").write_text("")
-    truncated_run = tmp / "truncated_run" / "checkpoints"
-    truncated_run.mkdir(parents=True)
-    last = (run / "checkpoints" / "last.ckpt").read_bytes()
-    (truncated_run / "last.ckpt").write_bytes(last[: len(last) // 3])
-    bad = bad_checkpoints(run / "checkpoints" / "last.ckpt", tmp / "bad")
-    return {
-        "run": str(run),
-        "tmp": str(tmp),
-        "labels": str(labels),
-        "truncated_run": str(truncated_run.parent),
-        **{f"bad_{name}": str(path) for name, path in bad.items()},
-    }
 
 
 @pytest.mark.parametrize(
