@@ -295,7 +295,10 @@ def claim_run_dir(run_dir: Path) -> None:
     _STARTED.add(key)
 
 
-def release_run_dir(run_dir: Path) -> None:
+def release_run_dir(run_dir: Path, succeeded: bool = False) -> None:
+    """Drop the lock; after a success a later failed start no longer counts as this run's."""
+    if succeeded:
+        _STARTED.discard(str(run_dir.resolve()))
     handle = _CLAIMED.pop(str(run_dir.resolve()), None)
     if handle is not None:
         handle.close()  # closing drops the flock

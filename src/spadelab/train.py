@@ -139,9 +139,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         print(f"spadelab train: run dir {run_dir}", flush=True)
     try:
         summary = _fit(cfg, plain, run_dir, ckpt)
-    finally:
+    except BaseException:
         if main_process:
             release_run_dir(run_dir)
+        raise
+    if main_process:
+        release_run_dir(run_dir, succeeded=True)
     if main_process:
         print(f"spadelab train: finished; run dir {run_dir}", flush=True)
     return summary

@@ -1,0 +1,118 @@
+"""Style fidelity: a classifier of the synthetic landscapes' styles, and the score it gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from spadelab.config import compose_config
+from spadelab.data.datamodule import collate
+from spadelab.metrics.style import (
+    StyleNet,
+    load_or_train_style_classifier,
+    style_accuracy,
+    style_fidelity,
+)
+
+
+@pytest.fixture(scope="module")
+def loaders():
+    cfg = compose_config(
+        "train",
+        ["run_dir=.", "scale=smoke", "data.max_train_samples=96", "data.max_val_samples=48"],
+    )
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    generator = torch.Generator().manual_seed(0)
+    train = torch.utils.data.DataLoader(
+        datamodule.train_set, batch_size=16, shuffle=True, collate_fn=collate, generator=generator
+    )
+    val = torch.utils.data.DataLoader(datamodule.val_set, batch_size=16, collate_fn=collate)
+    return train, val, len(datamodule.train_set.styles)
+
+
+@pytest.fixture(scope="module")
+def classifier(loaders, tmp_path_factory: pytest.TempPathFactory):
+    train, val, num_styles = loaders
+    cache = tmp_path_factory.mktemp("style")
+    model, report = load_or_train_style_classifier(
+        cache, "k", train, val, num_styles, steps=120, width=8
+    )
+    return model, report, cache
+
+
+def test_style_classifier_is_well_above_chance_on_real_images(classifier, loaders) -> None:
+    model, report, _ = classifier
+    _, val, num_styles = loaders
+    assert num_styles == 4
+    # Chance is 25%; the four styles differ in global colour, so a small CNN separates them.
+    assert report["val_accuracy"] >= 60.0, report
+    assert style_accuracy(model, val)["accuracy"] == pytest.approx(report["val_accuracy"])
+
+
+def test_style_classifier_is_cached(classifier, loaders) -> None:
+    model, report, cache = classifier
+    _, _, num_styles = loaders
+    again, report_again = load_or_train_style_classifier(
+        cache, "k", None, None, num_styles, steps=120, width=8
+    )
+    assert report_again == report
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_fidelity_of_a_generator_that_copies_its_guide_is_the_ceiling(classifier, loaders):
+    """An oracle that returns the guiding image scores what the classifier gets on guides."""
+    model, _, _ = classifier
+    _, val, num_styles = loaders
+    scores = style_fidelity(lambda batch, guide: guide, val, model, num_styles, max_images=16)
+    assert scores["chance"] == 25.0
+    assert scores["num_generated"] == sum(sum(row) for row in scores["confusion"])
+    # Each guide is one real image of its style, so each row of the confusion is one-hot.
+    assert all(max(row) == sum(row) for row in scores["confusion"])
+    assert scores["style_fidelity"] >= 50.0
+
+
+def test_fidelity_of_a_style_blind_generator_is_chance(classifier, loaders) -> None:
+    model, _, _ = classifier
+    _, val, num_styles = loaders
+    constant = torch.zeros(1, 3, 32, 32)
+    scores = style_fidelity(
+        lambda batch, guide: constant.expand(len(guide), -1, -1, -1), val, model, num_styles
+    )
+    # The same output whatever the guide: exactly one of the four guides can be "right".
+    assert scores["style_fidelity"] == pytest.approx(25.0)
+
+
+def test_style_net_shapes() -> None:
+    assert StyleNet(4)(torch.rand(2, 3, 40, 24) * 2 - 1).shape == (2, 4)
+    with pytest.raises(ValueError, match="num_styles"):
+        StyleNet(1)
+
+
+def test_evaluate_reports_style_fidelity_for_a_vae_run(tmp_path: Path) -> None:
+    from spadelab.evaluate import evaluate
+    from spadelab.train import train
+
+    run = tmp_path / "run"
+    quiet = ["scale=smoke", "callbacks.progress=null", "callbacks.samples=null"]
+    train(compose_config("train", [f"run_dir={run}", *quiet, "encoder=vae"]))
+    results = evaluate(
+        compose_config(
+            "evaluate",
+            [
+                f"ckpt={run}",
+                f"eval.cache_dir={tmp_path / 'cache'}",
+                "eval.judge.steps=3",
+                "eval.style.steps=5",
+                "eval.style.max_images=4",
+            ],
+        )
+    )
+    assert set(results["style_classifier"]) == {"ceiling_accuracy", "styles"}
+    for name in ("generator", "generator_ema"):
+        assert 0.0 <= results[name]["style_fidelity"] <= 100.0
+        assert results[name]["num_generated"] == 4 * 4 - 1  # the guide's own scene is skipped
