@@ -154,8 +154,16 @@ def test_generator_overfits_one_fixed_batch(tmp_path: Path) -> None:
 # ---- EMA ----------------------------------------------------------------------------------
 
 
-def test_ema_is_off_by_default(tmp_path: Path) -> None:
+def test_ema_is_on_by_default_with_the_warmup_rule(tmp_path: Path) -> None:
+    from spadelab.module import EmaSchedule
+
     module, _ = build(tmp_path)
+    assert module.generator_ema is not None
+    assert module.ema == EmaSchedule(half_life_images=10_000, rampup=0.05, decay=None)
+
+
+def test_ema_can_be_turned_off(tmp_path: Path) -> None:
+    module, _ = build(tmp_path, "ema.enabled=false")
     assert module.generator_ema is None and module.ema is None
     assert module.sampling_generator() == (module.generator, None)
     assert not any(k.startswith("generator_ema.") for k in module.state_dict())

@@ -110,6 +110,17 @@ class JudgeConfig:
 
 
 @dataclass
+class StyleConfig:
+    fidelity: str = "auto"  # auto: scored when the run has an encoder and the data has styles
+    steps: int = 400
+    batch_size: int = 16
+    lr: float = 2.0e-3
+    width: int = 16
+    seed: int = 0
+    max_images: int | None = 64
+
+
+@dataclass
 class EvalConfig:
     segmenter: Any = "judge"
     resolution_mode: str = "generated"
@@ -120,6 +131,7 @@ class EvalConfig:
     kid_subset_size: int = 1000
     cache_dir: str = "."
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    style: StyleConfig = field(default_factory=StyleConfig)
 
 
 @dataclass

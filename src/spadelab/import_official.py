@@ -176,6 +176,7 @@ def official_config(
         f"data={dataset if has_data_config else 'synthetic'}",
         *PINNED_OVERRIDES,
         f"encoder={'vae' if use_vae else 'none'}",
+        "ema.enabled=false",  # the official networks have no moving average to import
         f"scale.ngf={ngf}",
         f"scale.ndf={ndf}",
         f"scale.encoder_input_size={encoder_input_size}",

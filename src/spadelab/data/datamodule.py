@@ -113,7 +113,7 @@ class SemanticDataModule(pl.LightningDataModule):
         limit = self.max_train_samples if split == "train" else self.max_val_samples
         if limit is not None and limit < len(dataset):
             subset = torch.utils.data.Subset(dataset, range(limit))
-            for attribute in ("palette", "class_names"):
+            for attribute in ("palette", "class_names", "styles"):
                 if hasattr(dataset, attribute):
                     setattr(subset, attribute, getattr(dataset, attribute))
             dataset = subset
@@ -168,7 +168,7 @@ class GuardedDataset(Dataset):
     def __init__(self, dataset: Dataset, on_bad_file: str) -> None:
         self.dataset = dataset
         self.on_bad_file = on_bad_file
-        for attribute in ("palette", "class_names"):
+        for attribute in ("palette", "class_names", "styles"):
             if hasattr(dataset, attribute):
                 setattr(self, attribute, getattr(dataset, attribute))
 

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from spadelab.atomic import atomic_path
 
 __all__ = [
+    "MissingStyleError",
     "StyleNet",
     "load_or_train_style_classifier",
     "style_accuracy",
@@ -171,6 +172,10 @@ def load_or_train_style_classifier(
 Synthesize = Callable[[Mapping[str, Any], Tensor], Tensor]
 
 
+class MissingStyleError(ValueError):
+    """The validation split has no image of some style to guide with."""
+
+
 @torch.no_grad()
 def style_fidelity(
     synthesize: Synthesize,
@@ -197,7 +202,10 @@ def style_fidelity(
             break
     missing = sorted(set(range(num_styles)) - set(exemplars))
     if missing:
-        raise ValueError(f"style fidelity: the loader has no image of style(s) {missing}")
+        raise MissingStyleError(
+            f"the validation split has no image of style(s) {missing}; use more validation "
+            "images (data.max_val_samples)"
+        )
     confusion = torch.zeros(num_styles, num_styles, dtype=torch.long)
     seen = 0
     for batch in loader:
