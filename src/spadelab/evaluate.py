@@ -316,8 +316,18 @@ def format_results(results: dict[str, Any]) -> str:
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="evaluate", version_base="1.3")
-def main(cfg: DictConfig) -> Any:
+def hydra_main(cfg: DictConfig) -> Any:
     return run_command("evaluate", evaluate, cfg)
+
+
+def main() -> Any:
+    """``spadelab evaluate``: typo'd keys (plain or ``+``) fail in one line before Hydra starts."""
+    import sys
+
+    from spadelab.runtime import check_overrides
+
+    check_overrides("evaluate", "evaluate", sys.argv[1:])
+    return hydra_main()
 
 
 if __name__ == "__main__":
