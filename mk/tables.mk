@@ -38,9 +38,12 @@ norm_grid: $(STAMP) ## every norm x modulation on the SPADE decoder, 3 seeds
 beyond: $(STAMP) ## CLADE, CLADE-ICPE, OASIS, SPADE + OASIS-D, CRN beside SPADE, 3 seeds
 	$(SWEEP)
 
+spade_vs_concat: $(STAMP) ## why concat beats SPADE here: norm, baseline form, capacity; 5 seeds
+	$(SWEEP)
+
 tables: table1 table3 table4 table5 stanford brown norm_grid ## every table above, in turn
 
 report-%: $(STAMP) ## print a table's report again, e.g. make report-table4 SCALE=smoke
 	$(VENV)/bin/spadelab report experiments/$*.yaml scale=$(SCALE) data=$(DATA) logger=$(LOGGER)
 
-.PHONY: table1 table3 table4 table5 stanford brown norm_grid beyond tables
+.PHONY: table1 table3 table4 table5 stanford brown norm_grid beyond spade_vs_concat tables

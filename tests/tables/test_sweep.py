@@ -21,7 +21,7 @@ from spadelab.tables import sweep
 EXPERIMENT_FILES = sorted((REPO_ROOT / "experiments").glob("*.yaml"))
 PAPER_TABLES = Path(
     os.environ.get(
-        "SPADELAB_PAPER_TABLES", REPO_ROOT.parent / "shared/reference/paper_tables.yaml"
+        "SPADELAB_PAPER_TABLES", REPO_ROOT / "experiments/reference/paper_tables.yaml"
     )
 )
 # Seconds per run: tiny data, one epoch, a judge of a few steps, no progress bars.
@@ -128,7 +128,6 @@ def test_the_tables_hold_the_rows_the_paper_has() -> None:
     assert table4.row("kernel3").same_as == "segmap_input"
 
 
-@pytest.mark.skipif(not PAPER_TABLES.is_file(), reason=f"no {PAPER_TABLES}")
 def test_paper_numbers_match_the_reference_transcription() -> None:
     reference = yaml.safe_load(PAPER_TABLES.read_text())
     miou = ("coco_miou", "ade_miou", "city_miou")

@@ -1,0 +1,49 @@
+"""Every results table has a make target, and `make spade_vs_concat SCALE=smoke` runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spadelab.config import REPO_ROOT
+
+
+def test_every_experiment_file_has_a_make_target() -> None:
+    targets = set(
+        re.findall(r"^([a-z0-9_]+): \$\(STAMP\)", (REPO_ROOT / "mk/tables.mk").read_text(), re.M)
+    )
+    tables = {p.stem for p in (REPO_ROOT / "experiments").glob("*.yaml")}
+    assert tables <= targets, sorted(tables - targets)
+
+
+@pytest.mark.slow
+def test_make_spade_vs_concat_smoke_prints_the_table(tmp_path: Path) -> None:
+    venv = Path(sys.executable).parent.parent
+    result = subprocess.run(
+        [
+            "make",
+            "-s",
+            "spade_vs_concat",
+            "SCALE=smoke",
+            f"VENV={venv}",
+            f"SWEEP_ARGS=seeds=[0] sweep_dir={tmp_path / 'sweep'} "
+            "data.max_train_samples=4 data.max_val_samples=4 trainer.max_epochs=1 "
+            "eval.judge.steps=5 callbacks.progress=null trainer.enable_progress_bar=false",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "SPADELAB_CACHE": str(tmp_path / "cache")},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = (tmp_path / "sweep" / "report.md").read_text()
+    assert "8 ok, 0 failed" in report
+    for label in ("SPADE / BatchNorm", "concat (block input only) / BatchNorm"):
+        assert label in report
+    assert (tmp_path / "sweep" / "report.png").is_file()
