@@ -215,8 +215,18 @@ def test_synthesize_label_beyond_label_nc(capsys, monkeypatch, tmp_path: Path, s
     assert str(path) in line and "label values [10, 200] outside [0, 10)" in line
 
 
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from spadelab.config import compose_config
+    from spadelab.train import train
+
+    run_dir = tmp_path_factory.mktemp("cli_vae") / "run"
+    train(compose_config("train", [f"run_dir={run_dir}", *TRAIN, "encoder=vae"]))
+    return run_dir
+
+
 def test_synthesize_style_that_is_not_an_image(
-    capsys, monkeypatch, tmp_path: Path, spade_run: Path, label_png: Path
+    capsys, monkeypatch, tmp_path: Path, vae_run: Path, label_png: Path
 ) -> None:
     style = tmp_path / "style.jpg"
     style.write_bytes(b"\x00\x01 definitely not a JPEG")
@@ -225,7 +235,7 @@ def test_synthesize_style_that_is_not_an_image(
         monkeypatch,
         tmp_path,
         "synthesize",
-        f"ckpt={spade_run}",
+        f"ckpt={vae_run}",
         f"input={label_png}",
         f"style={style}",
     )

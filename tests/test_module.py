@@ -374,7 +374,7 @@ def test_find_and_load_checkpoint_errors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         find_checkpoint(tmp_path / "missing.ckpt")
     (tmp_path / "text.ckpt").write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable torch checkpoint"):
+    with pytest.raises(ValueError, match="is not a readable checkpoint"):
         load_checkpoint(tmp_path / "text.ckpt")
     torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
     with pytest.raises(ValueError, match="not a spadelab checkpoint"):

@@ -211,8 +211,11 @@ def _warm_data_cache(datamodule: Any) -> float | None:
     """
     datamodule.setup("fit")
     dataset, indices = datamodule.train_set, None
-    if isinstance(dataset, torch.utils.data.Subset):
-        dataset, indices = dataset.dataset, list(dataset.indices)
+    # Unwrap the datamodule's wrappers (GuardedDataset, Subset) down to the dataset itself.
+    while not hasattr(dataset, "scenes") and hasattr(dataset, "dataset"):
+        if isinstance(dataset, torch.utils.data.Subset):
+            indices = list(dataset.indices)
+        dataset = dataset.dataset
     if not getattr(dataset, "cache", False) or not hasattr(dataset, "scenes"):
         return None
     start = time.perf_counter()

@@ -347,25 +347,35 @@ class SemanticSynthesis(pl.LightningModule):
         if not norms:
             return 0
         saved = [m.momentum for m in norms]
+        # Only one process re-estimates (rank 0 for samples and evaluation): a synchronised
+        # norm would wait for the other ranks' all-reduce forever. Local statistics are what
+        # is wanted here, so synced layers run as plain BatchNorm (same buffers) meanwhile.
+        classes = [type(m) for m in norms]
+        for m in norms:
+            if isinstance(m, nn.SyncBatchNorm) or type(m).__name__ == "CPUSyncBatchNorm":
+                m.__class__ = nn.BatchNorm2d
         for m in norms:
             m.running_mean.zero_()
             m.running_var.fill_(1.0)
         self.generator_ema.train()
         count = 0
-        for k, batch in enumerate(batches):
-            for m in norms:
-                m.momentum = 1.0 / (k + 1)
-            batch = {
-                key: v.to(self.device) if torch.is_tensor(v) else v for key, v in batch.items()
-            }
-            z = None
-            if self.encoder_ema is not None and "image" in batch:
-                z = reparameterize(*self.encoder_ema(batch["image"]))
-            self.generator_ema(self.label_map(batch), z)
-            count += 1
-        for m, momentum in zip(norms, saved):
-            m.momentum = momentum
-        self.generator_ema.eval()
+        try:
+            for k, batch in enumerate(batches):
+                for m in norms:
+                    m.momentum = 1.0 / (k + 1)
+                batch = {
+                    key: v.to(self.device) if torch.is_tensor(v) else v for key, v in batch.items()
+                }
+                z = None
+                if self.encoder_ema is not None and "image" in batch:
+                    z = reparameterize(*self.encoder_ema(batch["image"]))
+                self.generator_ema(self.label_map(batch), z)
+                count += 1
+        finally:
+            for m, momentum, cls in zip(norms, saved, classes):
+                m.momentum = momentum
+                m.__class__ = cls
+            self.generator_ema.eval()
         return count
 
     # ---- DDP on CPU -------------------------------------------------------------------

