@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 # Temporary files are named ``.<name>.<pid>.<random>.tmp<suffix>`` beside the target: unique
 # per writer (two processes never share one), on the same filesystem (os.replace is atomic), and
@@ -72,3 +73,36 @@ def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class LockHeld(Exception):
+    """``try_pid_lock``: another live process holds the lock; ``holder`` is its PID as written."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(holder)
+        self.holder = holder
+
+
+def try_pid_lock(path: str | os.PathLike[str]) -> IO[str]:
+    """Take an exclusive ``fcntl`` lock on ``path`` without waiting and write our PID into it.
+
+    Returns the open handle: the lock lasts while it stays open (the kernel drops it when the
+    process dies, so a killed holder never blocks the next). Raises :class:`LockHeld` with the
+    holder's PID when another process has it. Used for one run per run dir and one sweep per
+    sweep dir.
+    """
+    import fcntl
+
+    handle = Path(path).open("a+")  # noqa: SIM115 - the open handle is the lock, returned
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise LockHeld(holder) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle

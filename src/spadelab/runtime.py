@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import inspect
 import json
 import logging
@@ -264,28 +263,21 @@ def claim_run_dir(run_dir: Path) -> None:
     key = str(run_dir.resolve())
     if key in _CLAIMED:
         return
+    from spadelab.atomic import LockHeld, try_pid_lock
+
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        handle = (run_dir / ".lock").open("a+")
+        handle = try_pid_lock(run_dir / ".lock")
     except OSError as error:
         raise ConfigError(
             f"run_dir={run_dir} cannot be written ({error.strerror or error}); choose another "
             "run_dir or fix its permissions"
         ) from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
-        handle.close()
+    except LockHeld as held:
         raise RunDirBusy(
-            f"run_dir={run_dir} is in use by another spadelab process (pid {holder}); wait for "
-            "it to finish or choose another run_dir"
+            f"run_dir={run_dir} is in use by another spadelab process (pid {held.holder}); "
+            "wait for it to finish or choose another run_dir"
         ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
     if not os.access(run_dir, os.W_OK):
         handle.close()
         raise ConfigError(

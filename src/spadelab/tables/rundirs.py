@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import IO, Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from spadelab.atomic import LockHeld, try_pid_lock
 from spadelab.config import CONF_DIR
 from spadelab.runtime import ConfigError
 from spadelab.tables.spec import Experiment
@@ -160,22 +160,14 @@ def sweep_lock(sweep_dir: Path) -> Iterator[IO[str]]:
     """
     sweep_dir.mkdir(parents=True, exist_ok=True)
     path = sweep_dir / LOCK_NAME
-    handle = path.open("a+")
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "?"
-        handle.close()
+        handle = try_pid_lock(path)
+    except LockHeld as held:
         raise ConfigError(
-            f"{sweep_dir} is being swept by process {holder} (lock {path}); wait for it to "
-            "finish, or pass sweep_dir=OTHER_DIR for a separate sweep"
+            f"{sweep_dir} is being swept by process {held.holder} (lock {path}); wait for it "
+            "to finish, or pass sweep_dir=OTHER_DIR for a separate sweep"
         ) from None
     try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
         yield handle
     finally:
         handle.seek(0)
