@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cli_runner import run_in_process
 from spadelab.cli import COMMANDS, main
 
 SPADELAB = Path(sys.executable).with_name("spadelab")
@@ -25,20 +26,6 @@ TRAIN = [
     "data.max_train_samples=2",
     "data.max_val_samples=2",
 ]
-# Hydra apps called in-process: no logging setup, outputs inside the test's directory.
-IN_PROCESS = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
-
-
-def run_in_process(capsys, monkeypatch, tmp_path: Path, *argv: str) -> tuple[int, str]:
-    """``spadelab ARGV`` in this process; returns (exit code, stderr)."""
-    monkeypatch.setattr(sys, "argv", list(sys.argv))  # cli.main rewrites it
-    monkeypatch.chdir(tmp_path)
-    hydra = [*IN_PROCESS, f"hydra.run.dir={tmp_path / 'hydra'}"] if argv[0] != "--help" else []
-    try:
-        code = main([*argv, *hydra])
-    except SystemExit as exit_:
-        code = exit_.code
-    return code, capsys.readouterr().err
 
 
 def error_lines(stderr: str) -> list[str]:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import pickle
-import sys
 from pathlib import Path
 
 import torch
 
-from spadelab.cli import main
+from cli_runner import run_in_process
 
 SMOKE = [
     "scale=smoke",
@@ -22,19 +21,11 @@ SMOKE = [
     "data.max_train_samples=4",
     "data.max_val_samples=2",
 ]
-IN_PROCESS = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
 
 
 def run_cli(capsys, monkeypatch, cwd: Path, *argv: str) -> tuple[int, str]:
-    """``spadelab ARGV`` in this process (no ~5 s interpreter start); (exit code, stderr)."""
-    monkeypatch.setattr(sys, "argv", list(sys.argv))  # cli.main rewrites it
-    monkeypatch.chdir(cwd)
-    try:
-        code = main([*argv, *IN_PROCESS, f"hydra.run.dir={cwd / 'hydra'}"])
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.err + captured.out
+    """``spadelab ARGV`` in this process; (exit code, stderr + stdout)."""
+    return run_in_process(capsys, monkeypatch, cwd, *argv, with_stdout=True)
 
 
 def error_lines(output: str) -> list[str]:
