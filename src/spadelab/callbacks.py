@@ -1,5 +1,6 @@
 """Training callbacks and the run's CSV log: verified checkpoints (last.ckpt every epoch),
-fixed-batch sample grids, a metrics.csv that survives kills, a report of skipped files."""
+fixed-batch sample grids, a metrics.csv that survives kills, a report of skipped files, and the
+in-training evaluation (``callbacks=with_eval``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import io
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 import torch
@@ -20,7 +21,13 @@ from torchvision.utils import make_grid, save_image
 
 from spadelab.atomic import atomic_path
 from spadelab.data.labels import colorize
+from spadelab.evaluate import generators_to_score, judge_for
+from spadelab.metrics.judge import JudgeSegmenter
+from spadelab.metrics.protocol import evaluate_generator
 from spadelab.runtime import CheckpointWriteError, TrainingDiverged
+
+if TYPE_CHECKING:
+    from spadelab.module import SemanticSynthesis
 
 log = logging.getLogger("spadelab.train")
 
@@ -249,3 +256,67 @@ class SkippedFilesReport(pl.Callback):
                 len(unique),
                 unique[0],
             )
+
+
+class EvaluationCallback(pl.Callback):
+    """A cheap version of the protocol every N epochs, logged as ``eval/*`` curves.
+
+    The judge is trained (or loaded from its cache) on first use and kept on this callback,
+    never on the LightningModule, so metric networks never enter training checkpoints.
+    """
+
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        max_images: int = 64,
+        judge_steps: int = 1500,
+        cache_dir: str = "~/.cache/spadelab",
+        resolution_mode: str = "generated",
+    ) -> None:
+        if every_n_epochs < 1:
+            raise ValueError(f"callbacks.evaluation.every_n_epochs={every_n_epochs} must be >= 1")
+        self.every_n_epochs = every_n_epochs
+        self.max_images = max_images
+        self.resolution_mode = resolution_mode
+        self.eval_cfg = {
+            "segmenter": "judge",
+            "cache_dir": str(Path(cache_dir).expanduser()),
+            "judge": {
+                "steps": judge_steps,
+                "batch_size": 16,
+                "lr": 2e-3,
+                "width": 16,
+                "levels": 4,
+                "seed": 0,
+            },
+        }
+        self.segmenter: JudgeSegmenter | None = None
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: SemanticSynthesis) -> None:
+        epoch = trainer.current_epoch + 1
+        if epoch % self.every_n_epochs or not trainer.is_global_zero:
+            return
+        datamodule, device = trainer.datamodule, str(pl_module.device)
+        if self.segmenter is None:
+            self.segmenter, _ = judge_for(datamodule, self.eval_cfg, device)
+        scores: dict[str, float] = {}
+        for name, use_ema in generators_to_score(pl_module, ["raw", "ema"]).items():
+            result = evaluate_generator(
+                lambda batch, use_ema=use_ema: pl_module.synthesize(batch, use_ema=use_ema),
+                datamodule.val_dataloader(),
+                datamodule.spec,
+                self.segmenter,
+                eval_mapping=datamodule.eval_mapping,
+                resolution_mode=self.resolution_mode,
+                judge_features=self.segmenter.features,
+                max_images=self.max_images,
+                device=device,
+            )
+            prefix = "eval" if name == "generator" else "eval_ema"
+            scores[f"{prefix}/miou"] = result["miou"]
+            scores[f"{prefix}/accuracy"] = result["accuracy"]
+            if result.get("fd_judge") is not None:
+                scores[f"{prefix}/fd_judge"] = result["fd_judge"]
+        for logger in trainer.loggers:
+            logger.log_metrics(scores, step=trainer.global_step)
+        log.info("epoch %d: %s", epoch, scores)
