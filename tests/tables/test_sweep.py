@@ -255,6 +255,29 @@ def test_rows_that_cannot_compose_fail_alone(tmp_path: Path) -> None:
     assert plan.to_launch() == (["broken"], [0])
 
 
+def test_a_typo_in_a_row_fails_with_the_valid_keys(tmp_path: Path) -> None:
+    # A row's keys enter through a generated config file, where Hydra's struct mode allows new
+    # keys: without the schema check, loss.lambda_fet=0 ran with the default and reported "ok".
+    text = """
+name: typo
+title: t
+source: s
+rows:
+  - name: plain
+    overrides: [loss.lambda_fet=0]
+  - name: added
+    overrides: [+loss.lambda_fet=0]
+  - name: fine
+    overrides: [loss.lambda_feat=0]
+"""
+    experiment = sweep.load_experiment(write_experiment(tmp_path, text, "typo.yaml"))
+    plan = sweep.plan(experiment, {"sweep_dir": str(tmp_path / "s")}, ["scale=smoke"], [])
+    assert plan.jobs == {("plain", 0): "invalid", ("added", 0): "invalid", ("fine", 0): "todo"}
+    for row in ("plain", "added"):
+        assert plan.errors[row].startswith("unknown key loss.lambda_fet; valid keys of loss: ")
+        assert "lambda_feat" in plan.errors[row]
+
+
 def test_sweep_options_and_errors(tmp_path: Path, capsys) -> None:
     path = str(write_experiment(tmp_path))
     assert sweep.cli([path, "seed=1"]) == 2

@@ -43,6 +43,7 @@ from omegaconf import DictConfig, OmegaConf
 from spadelab.config import CONF_DIR
 from spadelab.runtime import (
     ConfigError,
+    check_unknown_keys,
     describe_error,
     run_command,
     validate_targets,
@@ -339,6 +340,9 @@ def plan(
             )
             plain = job_config(cfg)
             validate_targets(plain)
+            # A row's plain keys enter through a config file, which Hydra's struct mode lets
+            # add keys: a typo (loss.lambda_fet=0) would run with the default and report "ok".
+            check_unknown_keys(plain)
         except Exception as error:  # noqa: BLE001 - reported per row, the others still run
             result.errors[row.name] = describe_error(error)
             result.jobs.update({(row.name, seed): "invalid" for seed in seeds})
