@@ -22,6 +22,7 @@ from torchvision.utils import make_grid, save_image
 from spadelab.atomic import atomic_path
 from spadelab.data.labels import colorize
 from spadelab.evaluate import generators_to_score, judge_for
+from spadelab.loggers import log_evaluation, summary_metrics
 from spadelab.metrics.judge import JudgeSegmenter
 from spadelab.metrics.protocol import evaluate_generator
 from spadelab.runtime import CheckpointWriteError, TrainingDiverged
@@ -259,7 +260,8 @@ class SkippedFilesReport(pl.Callback):
 
 
 class EvaluationCallback(pl.Callback):
-    """A cheap version of the protocol every N epochs, logged as ``eval/*`` curves.
+    """A cheap version of the protocol every N epochs, logged as ``eval/*`` curves and as the
+    run's summary metrics (``spadelab.loggers``).
 
     The judge is trained (or loaded from its cache) on first use and kept on this callback,
     never on the LightningModule, so metric networks never enter training checkpoints.
@@ -299,9 +301,9 @@ class EvaluationCallback(pl.Callback):
         datamodule, device = trainer.datamodule, str(pl_module.device)
         if self.segmenter is None:
             self.segmenter, _ = judge_for(datamodule, self.eval_cfg, device)
-        scores: dict[str, float] = {}
+        results: dict[str, dict[str, Any]] = {}
         for name, use_ema in generators_to_score(pl_module, ["raw", "ema"]).items():
-            result = evaluate_generator(
+            results[name] = evaluate_generator(
                 lambda batch, use_ema=use_ema: pl_module.synthesize(batch, use_ema=use_ema),
                 datamodule.val_dataloader(),
                 datamodule.spec,
@@ -312,11 +314,9 @@ class EvaluationCallback(pl.Callback):
                 max_images=self.max_images,
                 device=device,
             )
-            prefix = "eval" if name == "generator" else "eval_ema"
-            scores[f"{prefix}/miou"] = result["miou"]
-            scores[f"{prefix}/accuracy"] = result["accuracy"]
-            if result.get("fd_judge") is not None:
-                scores[f"{prefix}/fd_judge"] = result["fd_judge"]
+        scores = summary_metrics(results)  # eval/miou, eval_ema/fd_judge, ...
         for logger in trainer.loggers:
-            logger.log_metrics(scores, step=trainer.global_step)
+            logger.log_metrics(scores, step=trainer.global_step)  # the curves
+        # The latest evaluation as the run's summary: TensorBoard HParams, wandb summary.
+        log_evaluation(trainer.loggers, pl_module.cfg, scores, trainer.global_step)
         log.info("epoch %d: %s", epoch, scores)
