@@ -22,7 +22,8 @@ from spadelab.data.export import (
     cityscapes_instance_ids,
     class_lut,
 )
-from spadelab.data.folder import FolderDataset, PairingError
+from spadelab.data.files import PairingError
+from spadelab.data.folder import FolderDataset
 from spadelab.data.labels import instance_edges, semantic_input
 
 HEIGHT, WIDTH, SEED = 48, 64, 0

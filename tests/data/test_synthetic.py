@@ -349,7 +349,7 @@ def test_cached_dataset_items_equal_uncached_ones(cache_dir) -> None:  # noqa: A
 def test_cache_is_read_not_rendered_again(cache_dir, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     import pickle
 
-    from spadelab.data import synthetic
+    from spadelab.data.synthetic import dataset as synthetic_dataset
 
     first = SyntheticLandscapes("train", num_train=4, height=16)
     expected = first[2]["image"]
@@ -357,7 +357,8 @@ def test_cache_is_read_not_rendered_again(cache_dir, monkeypatch: pytest.MonkeyP
     def no_render(*args: object, **kwargs: object) -> None:
         raise AssertionError("rendered again although the scene is cached")
 
-    monkeypatch.setattr(synthetic, "render", no_render)
+    # The cache renders through the dataset module's own name, so that is the one to replace.
+    monkeypatch.setattr(synthetic_dataset, "render", no_render)
     again = SyntheticLandscapes("train", num_train=4, height=16)
     assert torch.equal(again[2]["image"], expected)
     # DataLoader workers get the dataset pickled: without the memory map, which they reopen.

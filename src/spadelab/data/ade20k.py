@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from spadelab.data.folder import (
+from spadelab.data.files import (
     IMAGE_EXTENSIONS,
     PairedFileDataset,
     Transform,

@@ -13,7 +13,7 @@ Two entry points:
 
 Datasets are duck-typed: file datasets expose ``pairs`` (image, label, instance-or-None),
 ``unmatched``, ``convert_label``/``convert_instance`` and ``label_modes``/``instance_modes``
-(see :class:`spadelab.data.folder.PairedFileDataset`); others (the synthetic landscapes) are
+(see :class:`spadelab.data.files.PairedFileDataset`); others (the synthetic landscapes) are
 checked through ``__getitem__``.
 """
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spadelab.data.folder import (
+from spadelab.data.files import (
     PairedFileDataset,
     Transform,
     index_files,

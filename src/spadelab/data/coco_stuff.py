@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from spadelab.data.folder import (
+from spadelab.data.files import (
     IMAGE_EXTENSIONS,
     LABEL_EXTENSIONS,
     PairedFileDataset,

@@ -1,0 +1,70 @@
+"""What a synthetic scene is made of: classes, palette, styles, index ranges, argument checks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+CLASSES: tuple[str, ...] = (
+    "sky",
+    "cloud",
+    "mountain",
+    "snow",
+    "water",
+    "grass",
+    "tree",
+    "rock",
+    "sand",
+    "path",
+)
+SKY, CLOUD, MOUNTAIN, SNOW, WATER, GRASS, TREE, ROCK, SAND, PATH = range(len(CLASSES))
+LABEL_NC = len(CLASSES)
+# Only these classes carry instance ids; everything else is "stuff" with instance 0.
+THING_CLASSES: tuple[int, ...] = (TREE, ROCK)
+
+PALETTE: np.ndarray = np.array(
+    [
+        (135, 200, 250),  # sky: light blue
+        (215, 215, 230),  # cloud: pale lavender grey (kept apart from snow's pure white)
+        (125, 105, 95),  # mountain: brown-grey
+        (255, 255, 255),  # snow: white
+        (30, 90, 200),  # water: deep blue
+        (100, 190, 60),  # grass: light green
+        (20, 95, 35),  # tree: dark green
+        (140, 140, 140),  # rock: grey
+        (235, 210, 140),  # sand: beige
+        (165, 110, 60),  # path: brown
+    ],
+    dtype=np.uint8,
+)
+PALETTE.setflags(write=False)
+
+STYLES: tuple[str, ...] = ("noon", "sunset", "overcast", "winter")
+
+# Validation indices start here so train and val never share a scene for any num_train allowed.
+VAL_INDEX_OFFSET = 10_000_000
+SPLITS: tuple[str, ...] = ("train", "val")
+
+# Stream tags for the random sub-streams of one sample; distinct so they are independent.
+STREAM_SCENE, STREAM_TILE, STREAM_STYLE, STREAM_IMAGE, STREAM_NOISE = 1, 2, 3, 4, 5
+
+
+def check_size(height: int, width: int) -> None:
+    for name, value in (("height", height), ("width", width)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name}={value!r} must be a positive integer (pixels)")
+
+
+def check_seed_index(seed: int, index: int) -> None:
+    for name, value in (("seed", seed), ("index", index)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name}={value!r} must be a non-negative integer")
+
+
+def check_style(style: int | None) -> None:
+    if style is None:
+        return
+    if not isinstance(style, (int, np.integer)) or isinstance(style, bool):
+        raise ValueError(f"style={style!r} must be an int index into STYLES={STYLES} or None")
+    if not 0 <= style < len(STYLES):
+        options = ", ".join(f"{i}={name}" for i, name in enumerate(STYLES))
+        raise ValueError(f"style={style} is out of range; choose one of {options} or None")
