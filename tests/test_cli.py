@@ -176,7 +176,7 @@ def test_missing_checkpoint_path(capsys, monkeypatch, tmp_path: Path) -> None:
     )
     assert code == 2
     [line] = error_lines(err)
-    assert f"ckpt_path={missing}: no checkpoint" in line
+    assert f"ckpt_path={missing} does not exist" in line
 
 
 # ---- spadelab synthesize: bad input ------------------------------------------------------

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import spadelab.train as train_module
 from spadelab.config import compose_config
-from spadelab.module import SemanticSynthesis, find_checkpoint, load_checkpoint, lr_factor
+from spadelab.module import SemanticSynthesis, lr_factor
 from spadelab.train import train
 
 QUIET = [
@@ -365,17 +365,3 @@ def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path: Path)
     assert np.array_equal(expected[1], again[1])
     assert expected[2] == again[2]
     module.on_load_checkpoint({})  # old checkpoints without RNG states load too
-
-
-def test_find_and_load_checkpoint_errors(tmp_path: Path) -> None:
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="without checkpoints/last.ckpt"):
-        find_checkpoint(tmp_path / "empty")
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        find_checkpoint(tmp_path / "missing.ckpt")
-    (tmp_path / "text.ckpt").write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="is not a readable checkpoint"):
-        load_checkpoint(tmp_path / "text.ckpt")
-    torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
-    with pytest.raises(ValueError, match="not a spadelab checkpoint"):
-        load_checkpoint(tmp_path / "foreign.ckpt")

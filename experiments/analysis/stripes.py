@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torchvision.utils import save_image
 
-from spadelab.module import load_checkpoint
+from spadelab.checkpoints import load_checkpoint
 
 
 def second_differences(images: torch.Tensor) -> tuple[float, float]:

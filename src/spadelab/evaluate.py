@@ -17,11 +17,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from spadelab.checkpoints import find_checkpoint, load_checkpoint, run_dir_of
 from spadelab.config import CONF_DIR
+from spadelab.loggers import log_run_evaluation
 from spadelab.metrics.judge import JudgeSegmenter, config_hash, load_or_train_judge
 from spadelab.metrics.protocol import evaluate_generator
 from spadelab.metrics.segmentation import get_label_mapping
-from spadelab.module import SemanticSynthesis, find_checkpoint, load_checkpoint
+from spadelab.module import SemanticSynthesis
 from spadelab.runtime import run_command, write_json
 
 log = logging.getLogger("spadelab.evaluate")
@@ -158,7 +160,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"checkpoint's generator expects {module.spec.semantic_nc}; evaluate on the dataset "
             "the model was trained on"
         )
-    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    run_dir = run_dir_of(ckpt)
     # A run's own metrics.json is written only by its own evaluation (no out_dir): an
     # evaluation elsewhere, e.g. on other data, must never replace a finished table row.
     own_evaluation = not cfg.out_dir
@@ -202,6 +204,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     write_json(out_dir / "metrics.json", results)
     if own_evaluation:
         write_json(run_dir / "metrics.json", results)
+        # Into the loggers the run was trained with (TensorBoard HParams, wandb summary).
+        log_run_evaluation(run_dir, module.cfg, results)
     print(format_results(results))
     return results
 

@@ -38,6 +38,7 @@ import torch.nn as nn
 from omegaconf import OmegaConf
 
 from spadelab.atomic import atomic_path
+from spadelab.checkpoints import output_paths
 from spadelab.config import CONF_DIR, compose_config
 
 HYDRA_APP = False
@@ -442,14 +443,6 @@ def default_out(files: Mapping[str, Path | None]) -> Path:
     return Path("runs") / "imported" / generator.resolve().parent.name
 
 
-def _checkpoint_path(out: Path) -> tuple[Path, Path]:
-    """(checkpoint file, run dir): ``*.ckpt`` is the file; a folder gets checkpoints/last.ckpt."""
-    out = Path(out).expanduser()
-    if out.suffix == ".ckpt":
-        return out, out.parent
-    return out / "checkpoints" / "last.ckpt", out
-
-
 @dataclass(frozen=True)
 class ImportResult:
     checkpoint: Path
@@ -495,7 +488,7 @@ def convert_official(
     spec = _check_dataset(dataset)
     files = find_official_files(Path(source))
     crop = spec.crop_size if crop_size is None else int(crop_size)
-    ckpt_path, run_dir = _checkpoint_path(default_out(files) if out is None else Path(out))
+    ckpt_path, run_dir = output_paths(default_out(files) if out is None else Path(out))
     if ckpt_path.exists() and not overwrite:
         raise FileExistsError(
             f"{ckpt_path} already exists; pass --force to replace it or another --out"

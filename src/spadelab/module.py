@@ -443,53 +443,6 @@ class SemanticSynthesis(pl.LightningModule):
         random.setstate((version, tuple(int(v) for v in internal.tolist()), py_gauss))
 
 
-def find_checkpoint(path: str | Path) -> Path:
-    """A .ckpt file, or a run dir (its checkpoints/last.ckpt)."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        for candidate in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):
-            if candidate.is_file():
-                return candidate
-        raise FileNotFoundError(
-            f"ckpt={path} is a directory without checkpoints/last.ckpt; pass a run dir of "
-            "`spadelab train` or a .ckpt file"
-        )
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt={path} does not exist; pass a run dir or a .ckpt file")
-    return path
-
-
-def load_checkpoint(path: str | Path, map_location: str = "cpu") -> SemanticSynthesis:
-    """Rebuild the module from the config stored in a checkpoint and load its weights.
-
-    Loads with ``weights_only=True``. The VGG loss is switched off: inference never needs it.
-    """
-    from spadelab.runtime import check_finite_weights, load_torch_file
-
-    path = find_checkpoint(path)
-    checkpoint = load_torch_file(path, "ckpt")  # one line for empty/truncated/unsafe files
-    cfg = (checkpoint.get("hyper_parameters") or {}).get("cfg")
-    if not isinstance(cfg, dict) or "state_dict" not in checkpoint:
-        raise ValueError(f"ckpt={path} is not a spadelab checkpoint (no stored config)")
-    check_finite_weights(checkpoint["state_dict"], f"ckpt={path}")  # a diverged run's weights
-    cfg = copy.deepcopy(cfg)
-    cfg["loss"]["lambda_vgg"] = 0.0
-    module = SemanticSynthesis(cfg)
-    missing, unexpected = module.load_state_dict(checkpoint["state_dict"], strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f"ckpt={path} does not match its own config: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}"
-        )
-    module.checkpoint_path = str(path)
-    module.checkpoint_meta = {
-        "epoch": checkpoint.get("epoch"),
-        "global_step": checkpoint.get("global_step"),
-    }
-    # Moved whole, EMA copy included (it is a submodule): device=cuda synthesizes on the GPU.
-    return module.to(map_location).eval()
-
-
 @dataclass
 class OasisObjective:
     """Settings and class weights of the OASIS discriminator's loss (``loss.*`` keys).

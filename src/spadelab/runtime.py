@@ -176,50 +176,6 @@ def _field_type(schema: type, name: str) -> str:
     return "another type"
 
 
-def load_torch_file(path: str | os.PathLike[str], setting: str) -> dict[str, Any]:
-    """``torch.load(weights_only=True)`` with one clear line for every unreadable file."""
-    import torch
-
-    path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            raise ValueError(f"{setting}={path} is empty (0 bytes); pass a complete checkpoint")
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except ValueError:
-        raise
-    except OSError as error:
-        raise ValueError(f"{setting}={path} cannot be read: {error.strerror or error}") from None
-    except Exception as error:  # noqa: BLE001 - every torch/pickle failure means "unreadable"
-        text = str(error)
-        if "Weights only load failed" in text or "GLOBAL" in text:
-            # Never repeat torch's advice to retry with weights_only=False: that runs the code.
-            reason = "it holds Python objects other than tensors (refused: loading could run code)"
-        elif isinstance(error, EOFError) or "central directory" in text or "zip" in text:
-            reason = "it is truncated or not a torch checkpoint"
-        else:
-            reason = text.splitlines()[0] if text.strip() else type(error).__name__
-        raise ValueError(f"{setting}={path} is not a readable checkpoint: {reason}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{setting}={path} is not a Lightning checkpoint (no dict inside)")
-    return data
-
-
-def check_finite_weights(state_dict: Mapping[str, Any], source: str) -> None:
-    """Refuse weights with NaN/inf: images from them are black and metrics meaningless."""
-    import torch
-
-    bad = [
-        key
-        for key, value in state_dict.items()
-        if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all()
-    ]
-    if bad:
-        raise ValueError(
-            f"{source} holds non-finite weights ({len(bad)} tensors, e.g. {bad[0]}): the run "
-            "diverged; use an earlier checkpoint or retrain with a lower optim.lr_g/lr_d"
-        )
-
-
 def check_finite_losses(terms: Mapping[str, Any], prefix: str, step: int) -> None:
     """Stop training at the first NaN/inf loss term, naming the step and the term."""
     import torch

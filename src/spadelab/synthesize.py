@@ -13,10 +13,10 @@ from omegaconf import DictConfig
 from PIL import Image, UnidentifiedImageError
 
 from spadelab.builders import image_size
+from spadelab.checkpoints import load_checkpoint
 from spadelab.config import CONF_DIR
 from spadelab.data.labels import check_label_range
 from spadelab.data.transforms import image_to_tensor, map_to_tensor, tensor_to_uint8
-from spadelab.module import load_checkpoint
 from spadelab.runtime import check_overrides, check_unknown_keys, resolve_device, run_command
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")

@@ -15,16 +15,15 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from spadelab.callbacks import SkippedFilesReport
+from spadelab.checkpoints import check_checkpoint_matches, resume_checkpoint
 from spadelab.config import CONF_DIR
 from spadelab.module import SemanticSynthesis
 from spadelab.perf import performance_callbacks
 from spadelab.runtime import (
     ConfigError,
-    check_finite_weights,
     check_overrides,
     check_unknown_keys,
     claim_run_dir,
-    load_torch_file,
     release_run_dir,
     run_command,
     save_config,
@@ -33,47 +32,6 @@ from spadelab.runtime import (
 )
 
 log = logging.getLogger("spadelab.train")
-
-# Config groups whose change makes a checkpoint belong to a different network.
-ARCHITECTURE_KEYS = ("model", "norm", "modulation", "encoder")
-
-
-def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
-    """``None`` | ``auto`` (resume run_dir if it has a last.ckpt) | a run dir | a .ckpt file."""
-    if ckpt_path in (None, "", "null"):
-        return None
-    if ckpt_path == "auto":
-        last = run_dir / "checkpoints" / "last.ckpt"
-        return str(last) if last.is_file() else None
-    path = Path(ckpt_path).expanduser()
-    if ckpt_path == "last":
-        path = run_dir
-    if path.is_dir():
-        path = path / "checkpoints" / "last.ckpt" if (path / "checkpoints").is_dir() else path
-        path = path / "last.ckpt" if path.is_dir() else path
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"ckpt_path={ckpt_path}: no checkpoint at {path}; pass a .ckpt file or a run dir "
-            "that has checkpoints/last.ckpt"
-        )
-    return str(path)
-
-
-def check_checkpoint_matches(ckpt: str, cfg: dict[str, Any]) -> None:
-    saved = load_torch_file(ckpt, "ckpt_path")
-    saved_cfg = (saved.get("hyper_parameters") or {}).get("cfg")
-    if not isinstance(saved_cfg, dict) or "state_dict" not in saved:
-        raise ConfigError(f"ckpt_path={ckpt} is not a spadelab checkpoint (no stored config)")
-    check_finite_weights(saved["state_dict"], f"ckpt_path={ckpt}")
-    differences = [key for key in ARCHITECTURE_KEYS if saved_cfg.get(key) != cfg.get(key)]
-    for key in ("label_nc", "contain_dontcare_label", "use_instance", "crop_size"):
-        if saved_cfg.get("data", {}).get(key) != cfg["data"].get(key):
-            differences.append(f"data.{key}")
-    if differences:
-        raise ConfigError(
-            f"checkpoint {ckpt} was trained with a different {', '.join(differences)}; "
-            "use the same config overrides as that run, or start without ckpt_path"
-        )
 
 
 def configure_wandb(cfg: DictConfig) -> None:
@@ -129,9 +87,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"seed={cfg.get('seed')!r} must be an integer")
     configure_wandb(cfg)
     plain = OmegaConf.to_container(cfg, resolve=True)
-    ckpt = resolve_checkpoint(cfg.get("ckpt_path"), run_dir)
-    if ckpt is not None:
-        check_checkpoint_matches(ckpt, plain)
+    checkpoint = resume_checkpoint(cfg.get("ckpt_path"), run_dir)
+    ckpt = None if checkpoint is None else str(checkpoint)
+    if checkpoint is not None:
+        check_checkpoint_matches(checkpoint, plain)
         log.info("resuming from %s", ckpt)
     main_process = _is_main_process()
     if main_process:

@@ -11,10 +11,11 @@ import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from spadelab.checkpoints import load_checkpoint
 from spadelab.config import compose_config
 from spadelab.data.labels import LabelSpec
 from spadelab.losses import ClassBalance
-from spadelab.module import OasisObjective, SemanticSynthesis, load_checkpoint
+from spadelab.module import OasisObjective, SemanticSynthesis
 from spadelab.nets.oasis import OASISDiscriminator
 from spadelab.train import train
 

@@ -66,7 +66,7 @@ TRAIN_CASES = [
     (["data=nosuch"], "Could not find 'data/nosuch'"),
     (["data=folder"], "data.label_nc is required"),
     (["data=folder", "data.label_nc=3"], "data.dataset.root is required"),
-    (["ckpt_path={tmp}/nope.ckpt"], "no checkpoint at"),
+    (["ckpt_path={tmp}/nope.ckpt"], "nope.ckpt does not exist; pass a run dir"),
     (["ckpt_path=auto", "run_dir={truncated_run}"], "truncated or not a torch checkpoint"),
     (["run_dir={tmp}/a_file/run"], "cannot be written"),
     *[([f"ckpt_path={{bad_{name}}}"], message) for name, message in BAD_CKPT.items()],

@@ -29,9 +29,10 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from spadelab.builders import image_size
+from spadelab.checkpoints import load_checkpoint
 from spadelab.data.labels import default_palette
 from spadelab.data.transforms import image_to_tensor, map_to_tensor, tensor_to_uint8
-from spadelab.module import SemanticSynthesis, load_checkpoint
+from spadelab.module import SemanticSynthesis
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_SAMPLES = 8

@@ -18,10 +18,11 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from spadelab.builders import image_size
+from spadelab.checkpoints import load_checkpoint
 from spadelab.config import compose_config
 from spadelab.data.labels import colorize
 from spadelab.data.transforms import tensor_to_uint8
-from spadelab.module import SemanticSynthesis, load_checkpoint
+from spadelab.module import SemanticSynthesis
 from spadelab.studio.study_db import create_database
 
 QUESTION = (

@@ -18,13 +18,16 @@ from typing import IO, Any
 from omegaconf import DictConfig, OmegaConf
 
 from spadelab.atomic import LockHeld, try_pid_lock
+from spadelab.checkpoints import ARCHITECTURE_KEYS
 from spadelab.config import CONF_DIR
 from spadelab.runtime import ConfigError
 from spadelab.tables.spec import Experiment
 
 # Sections of a run's config that decide what its numbers mean: a run dir saved with other values
-# belongs to another experiment and is never skipped or resumed as if it were this one.
-IDENTITY_KEYS = ("model", "norm", "modulation", "encoder", "loss", "seed")
+# belongs to another experiment and is never skipped or resumed as if it were this one. Wider
+# than the checkpoint's ARCHITECTURE_KEYS on purpose: another loss or seed trains the same
+# network (a checkpoint may resume under it) but measures another table cell.
+IDENTITY_KEYS = (*ARCHITECTURE_KEYS, "loss", "seed")
 LOCK_NAME = ".sweep.lock"
 
 

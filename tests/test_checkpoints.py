@@ -1,0 +1,173 @@
+"""``spadelab.checkpoints``: one lookup for every ``ckpt=`` / ``ckpt_path=``, safe loading, and
+the "same network?" check, on small hand-made checkpoint files."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from spadelab.checkpoints import (
+    ARCHITECTURE_KEYS,
+    architecture_differences,
+    check_checkpoint_matches,
+    find_checkpoint,
+    load_checkpoint,
+    output_paths,
+    resume_checkpoint,
+    run_dir_of,
+)
+from spadelab.runtime import ConfigError
+from spadelab.tables.rundirs import IDENTITY_KEYS
+
+
+@pytest.fixture(scope="module")
+def train_cfg(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from spadelab.config import compose_config
+
+    run_dir = tmp_path_factory.mktemp("cfg")
+    cfg = compose_config("train", [f"run_dir={run_dir}", "scale=smoke"])
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(plain, dict)
+    return plain
+
+
+def save_checkpoint(path: Path, cfg: dict[str, Any] | None, weight: float = 0.0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint: dict[str, Any] = {"state_dict": {"w": torch.full((2,), weight)}}
+    if cfg is not None:
+        checkpoint["hyper_parameters"] = {"cfg": cfg}
+    torch.save(checkpoint, path)
+    return path
+
+
+def test_lookup_of_a_run_dir_a_flat_dir_and_a_file(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    last = save_checkpoint(run / "checkpoints" / "last.ckpt", None)
+    epoch = save_checkpoint(run / "checkpoints" / "epoch0000.ckpt", None)
+    assert find_checkpoint(run) == last
+    assert find_checkpoint(str(run)) == last
+    assert find_checkpoint(epoch) == epoch  # an explicit file wins over last.ckpt
+    flat = save_checkpoint(tmp_path / "flat" / "last.ckpt", None)  # e.g. a copied checkpoint
+    assert find_checkpoint(tmp_path / "flat") == flat
+    assert run_dir_of(last) == run
+    assert run_dir_of(flat) == tmp_path / "flat"
+
+
+@pytest.mark.parametrize("setting", ["ckpt", "ckpt_path"])
+def test_lookup_errors_name_the_setting(tmp_path: Path, setting: str) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError) as error:
+        find_checkpoint(tmp_path / "empty", setting)
+    message = str(error.value)
+    assert message.startswith(f"{setting}={tmp_path / 'empty'} is a directory without ")
+    assert "checkpoints/last.ckpt" in message and "\n" not in message
+    with pytest.raises(FileNotFoundError) as error:
+        find_checkpoint(tmp_path / "missing.ckpt", setting)
+    message = str(error.value)
+    assert message.startswith(f"{setting}={tmp_path / 'missing.ckpt'} does not exist; pass ")
+    assert "\n" not in message
+
+
+def test_resume_checkpoint_settings(tmp_path: Path) -> None:
+    fresh, run = tmp_path / "fresh", tmp_path / "run"
+    last = save_checkpoint(run / "checkpoints" / "last.ckpt", None)
+    epoch = save_checkpoint(run / "checkpoints" / "epoch0000.ckpt", None)
+    for empty in (None, "", "null"):
+        assert resume_checkpoint(empty, run) is None
+    assert resume_checkpoint("auto", fresh) is None  # a fresh run dir starts fresh
+    assert resume_checkpoint("auto", run) == last
+    assert resume_checkpoint("last", run) == last
+    assert resume_checkpoint(str(run), fresh) == last
+    assert resume_checkpoint(str(epoch), fresh) == epoch
+    with pytest.raises(FileNotFoundError, match=r"^ckpt_path=last: .*fresh has no checkpoints"):
+        resume_checkpoint("last", fresh)
+    with pytest.raises(FileNotFoundError, match=r"^ckpt_path=.*nothing\.ckpt does not exist"):
+        resume_checkpoint(str(tmp_path / "nothing.ckpt"), fresh)
+
+
+def test_output_paths_is_what_lookup_finds(tmp_path: Path) -> None:
+    ckpt, run_dir = output_paths(tmp_path / "imported")
+    assert (ckpt, run_dir) == (
+        tmp_path / "imported" / "checkpoints" / "last.ckpt",
+        tmp_path / "imported",
+    )
+    save_checkpoint(ckpt, None)
+    assert find_checkpoint(run_dir) == ckpt and run_dir_of(ckpt) == run_dir
+    assert output_paths(tmp_path / "x.ckpt") == (tmp_path / "x.ckpt", tmp_path)
+
+
+def test_load_refuses_unreadable_foreign_and_diverged_files(tmp_path: Path) -> None:
+    (tmp_path / "text.ckpt").write_text("not a checkpoint")
+    with pytest.raises(ValueError, match=r"^ckpt=.*text\.ckpt is not a readable checkpoint"):
+        load_checkpoint(tmp_path / "text.ckpt")
+    (tmp_path / "zero.ckpt").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"zero\.ckpt is empty \(0 bytes\)"):
+        load_checkpoint(tmp_path / "zero.ckpt")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
+    with pytest.raises(ValueError, match="not a spadelab checkpoint"):
+        load_checkpoint(tmp_path / "foreign.ckpt")
+    save_checkpoint(tmp_path / "nan.ckpt", {"loss": {}}, weight=float("nan"))
+    with pytest.raises(ValueError, match=r"^ckpt=.*nan\.ckpt holds non-finite weights"):
+        load_checkpoint(tmp_path / "nan.ckpt")
+
+
+def test_identity_keys_extend_the_architecture_keys() -> None:
+    # A sweep's "same run?" is "same network" plus what changes the numbers of that network.
+    assert IDENTITY_KEYS[: len(ARCHITECTURE_KEYS)] == ARCHITECTURE_KEYS
+    assert set(IDENTITY_KEYS) - set(ARCHITECTURE_KEYS) == {"loss", "seed"}
+
+
+def test_same_architecture_resumes(train_cfg: dict[str, Any], tmp_path: Path) -> None:
+    ckpt = save_checkpoint(tmp_path / "last.ckpt", train_cfg)
+    check_checkpoint_matches(ckpt, train_cfg)
+    other_loss = copy.deepcopy(train_cfg)
+    other_loss["loss"]["lambda_feat"] = 0.0  # same network, other objective: may resume
+    other_loss["seed"] = 7
+    check_checkpoint_matches(ckpt, other_loss)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda c: c["norm"].update(eps=0.5), "norm"),
+        (lambda c: c["model"]["generator"].update(ngf=8), "model"),
+        (lambda c: c.update(modulation={"_target_": "other"}), "modulation"),
+        (lambda c: c.update(encoder={"_target_": "vae"}), "encoder"),
+        (lambda c: c["data"].update(label_nc=12), "data.label_nc"),
+        (lambda c: c["data"].update(crop_size=64), "data.crop_size"),
+        (lambda c: c["data"].update(use_instance=False), "data.use_instance"),
+    ],
+)
+def test_other_architecture_is_refused_naming_the_settings(
+    train_cfg: dict[str, Any], tmp_path: Path, change: Any, expected: str
+) -> None:
+    ckpt = save_checkpoint(tmp_path / "last.ckpt", train_cfg)
+    cfg = copy.deepcopy(train_cfg)
+    change(cfg)
+    assert architecture_differences(train_cfg, cfg) == [expected]
+    with pytest.raises(ConfigError) as error:
+        check_checkpoint_matches(ckpt, cfg)
+    assert str(error.value) == (
+        f"checkpoint {ckpt} was trained with a different {expected}; use the same config "
+        "overrides as that run, or start without ckpt_path"
+    )
+
+
+def test_several_differences_are_listed_together(train_cfg: dict[str, Any]) -> None:
+    cfg = copy.deepcopy(train_cfg)
+    cfg["norm"]["eps"] = 0.5
+    cfg["data"]["label_nc"] = 12
+    assert architecture_differences(train_cfg, cfg) == ["norm", "data.label_nc"]
+
+
+def test_resume_refuses_a_foreign_checkpoint(train_cfg: dict[str, Any], tmp_path: Path) -> None:
+    ckpt = save_checkpoint(tmp_path / "foreign.ckpt", None)
+    with pytest.raises(
+        ValueError, match=r"^ckpt_path=.*foreign\.ckpt is not a spadelab checkpoint"
+    ):
+        check_checkpoint_matches(ckpt, train_cfg)
