@@ -223,23 +223,28 @@ def log_run_evaluation(run_dir: Path, cfg: Mapping[str, Any], results: Mapping[s
             continue
         kind = _kind(str(logger_cfg.get("_target_", "")))
         save_dir = _save_dir(run_dir, cfg, logger_cfg)
-        if kind == "tensorboard":
-            log_dir = (
-                save_dir / str(logger_cfg.get("name") or "") / str(logger_cfg.get("version") or "")
+        try:
+            if kind == "tensorboard":
+                name, version = (str(logger_cfg.get(k) or "") for k in ("name", "version"))
+                write_tensorboard(save_dir / name / version, axes, metrics, step)
+            elif kind == "wandb":
+                run_id = wandb_run_id(save_dir)
+                if run_id is None:
+                    log.warning("wandb: no run under %s/wandb; evaluation not logged", save_dir)
+                    continue
+                run = resume_wandb(logger_cfg, save_dir, run_id)
+                try:
+                    update_wandb(run, axes, metrics)
+                finally:
+                    run.finish()
+        except Exception as error:  # noqa: BLE001 - the result is safe in metrics.json
+            log.warning(
+                "%s: the evaluation of %s was not logged (%s: %s); metrics.json has it",
+                kind,
+                run_dir,
+                type(error).__name__,
+                str(error).splitlines()[0] if str(error) else "",
             )
-            write_tensorboard(log_dir, axes, metrics, step)
-        elif kind == "wandb":
-            run_id = wandb_run_id(save_dir)
-            if run_id is None:
-                log.warning(
-                    "wandb: no run under %s/wandb; evaluation not logged to wandb", save_dir
-                )
-                continue
-            run = resume_wandb(logger_cfg, save_dir, run_id)
-            try:
-                update_wandb(run, axes, metrics)
-            finally:
-                run.finish()
 
 
 def _save_dir(run_dir: Path, cfg: Mapping[str, Any], logger_cfg: Mapping[str, Any]) -> Path:

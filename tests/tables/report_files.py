@@ -38,8 +38,12 @@ def wandb_run_record(run_dir: Path, timeout: float = 20.0) -> Any:
     """The run record (group, tags, name) of the one offline wandb run under ``run_dir``.
 
     wandb's service process may still be writing the file after ``finish()`` returned: poll.
+    A run's later ``spadelab evaluate`` adds an offline dir with the same run id: the first one
+    (by its timestamped name) is the training's.
     """
-    (path,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    paths = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"), key=lambda p: p.parent.name)
+    assert paths, f"no offline wandb run under {run_dir}/wandb"
+    path = paths[0]
     deadline = time.monotonic() + timeout
     while True:
         runs = [r.run for r in wandb_records(path) if r.WhichOneof("record_type") == "run"]
