@@ -24,16 +24,14 @@ def label_spec(data_cfg: Mapping[str, Any]) -> LabelSpec:
 
 
 def image_size(data_cfg: Mapping[str, Any]) -> tuple[int, int]:
-    """(height, width) of generated images, from the data geometry alone."""
-    crop = int(data_cfg["crop_size"])
-    transform = PairedTransform(
+    """(height, width) of generated images, from the data config alone (no dataset): the
+    datamodule's own transform computes it (``SemanticDataModule.image_size``)."""
+    return PairedTransform(
         data_cfg.get("preprocess_mode", "resize_and_crop"),
         data_cfg.get("load_size"),
-        crop,
+        int(data_cfg["crop_size"]),
         float(data_cfg.get("aspect_ratio", 1.0)),
-    )
-    width, height = transform.output_size(crop, crop)
-    return height, width
+    ).image_size
 
 
 def build_generator(cfg: Mapping[str, Any]) -> nn.Module:

@@ -5,6 +5,7 @@ in-training evaluation (``callbacks=with_eval``)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
 import os
@@ -20,6 +21,7 @@ from pytorch_lightning.loggers.logger import rank_zero_experiment
 from torchvision.utils import make_grid, save_image
 
 from spadelab.atomic import atomic_path
+from spadelab.config import JudgeConfig
 from spadelab.data.labels import colorize
 from spadelab.evaluate import generators_to_score, judge_for
 from spadelab.loggers import log_evaluation, summary_metrics
@@ -283,14 +285,8 @@ class EvaluationCallback(pl.Callback):
         self.eval_cfg = {
             "segmenter": "judge",
             "cache_dir": str(Path(cache_dir).expanduser()),
-            "judge": {
-                "steps": judge_steps,
-                "batch_size": 16,
-                "lr": 2e-3,
-                "width": 16,
-                "levels": 4,
-                "seed": 0,
-            },
+            # The same judge as `spadelab evaluate` of this run (eval.judge.steps: null).
+            "judge": dataclasses.asdict(JudgeConfig(steps=judge_steps)),
         }
         self.segmenter: JudgeSegmenter | None = None
 

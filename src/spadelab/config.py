@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,15 +39,37 @@ OmegaConf.register_new_resolver("spadelab.fit_crop", fit_crop_size, replace=True
 OmegaConf.register_new_resolver("spadelab.slurm_gpus", slurm_gpus, replace=True)
 
 
-def compose_config(config_name: str = "train", overrides: Sequence[str] = ()) -> DictConfig:
-    """Compose ``conf/<config_name>.yaml`` with Hydra overrides, outside a Hydra app."""
+def compose_config(
+    config_name: str = "train", overrides: Sequence[str] = (), *, with_hydra: bool = False
+) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with Hydra overrides, outside a Hydra app.
+
+    ``with_hydra`` keeps the ``hydra`` node (launcher, group choices), which a sweep reads.
+    """
     if not CONF_DIR.is_dir():
         raise FileNotFoundError(
             f"config directory {CONF_DIR} not found; run from a spadelab checkout or set "
             "SPADELAB_CONF to its conf/ folder"
         )
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name=config_name, overrides=list(overrides))
+        return compose(
+            config_name=config_name, overrides=list(overrides), return_hydra_config=with_hydra
+        )
+
+
+def override_value(value: str, setting: str) -> str:
+    """``value`` (a path) as one Hydra override value: as is when plain, else quoted, so that
+    spaces, commas and '=' survive Hydra's override grammar. ``setting`` is named in the error."""
+    if re.fullmatch(r"[\w/.:+-]+", value):
+        return value
+    # Inside quotes Hydra reads a backslash before the closing quote as an escape.
+    for quote in ("'", '"'):
+        if quote not in value and not value.endswith("\\"):
+            return f"{quote}{value}{quote}"
+    raise ValueError(
+        f"{setting}={value} holds both quote characters or ends in a backslash, which a Hydra "
+        "override cannot carry; use a plainer path"
+    )
 
 
 # ---- schemas of the plain sections (checked by spadelab.runtime.check_unknown_keys) ----------
@@ -142,6 +166,10 @@ class ExperimentConfig:
     run_name: str | None = None
     tags: list[str] = field(default_factory=list)
 
+
+# The judge's settings have one home, JudgeConfig: conf/evaluate.yaml takes its defaults from
+# here (``- /schema/judge@eval.judge``) and the in-training EvaluationCallback builds one.
+ConfigStore.instance().store(group="schema", name="judge", node=JudgeConfig)
 
 SECTION_SCHEMAS: dict[str, type] = {
     "loss": LossConfig,

@@ -35,9 +35,7 @@ def judge_for(datamodule: Any, eval_cfg: Any, device: str) -> tuple[JudgeSegment
     mapping = get_label_mapping(datamodule.eval_mapping, spec)
     judge_cfg = dict(eval_cfg["judge"])
     key_source = {
-        "dataset": OmegaConf.to_container(OmegaConf.create(datamodule.hparams_for_cache()))
-        if hasattr(datamodule, "hparams_for_cache")
-        else {"name": datamodule.name},
+        "dataset": {"name": datamodule.name},
         "image_size": list(datamodule.image_size),
         "label": [spec.label_nc, spec.contain_dontcare_label, datamodule.eval_mapping],
         "judge": judge_cfg,

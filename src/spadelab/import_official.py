@@ -35,13 +35,12 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.nn as nn
+import yaml
 from omegaconf import OmegaConf
 
 from spadelab.atomic import atomic_path
 from spadelab.checkpoints import output_paths
-from spadelab.config import CONF_DIR, compose_config
-
-HYDRA_APP = False
+from spadelab.config import CONF_DIR, compose_config, override_value
 
 ROLES = ("G", "D", "E")
 ROLE_NAMES = {"G": "generator", "D": "discriminator", "E": "encoder"}
@@ -58,7 +57,8 @@ OPTIONAL_BUFFERS = ("num_batches_tracked",)
 
 @dataclass(frozen=True)
 class OfficialDataset:
-    """One official dataset setting, in spadelab terms and in the official option names."""
+    """One official dataset setting: spadelab's label spec and geometry, read from
+    ``conf/data/<name>.yaml`` (their one home), and the official option names on top."""
 
     label_nc: int
     contain_dontcare_label: bool
@@ -70,48 +70,38 @@ class OfficialDataset:
     num_upsampling_layers: str
     official_label_nc: int  # the official --label_nc (without don't-care and edge channels)
     official_dontcare: bool  # the official --contain_dontcare_label
-    extra_overrides: tuple[str, ...] = ()  # only applied with the dataset's own data config
+    extra_overrides: tuple[str, ...] = ()  # pinned on top of the data config
 
 
-DATASETS: dict[str, OfficialDataset] = {
-    "ade20k": OfficialDataset(
-        label_nc=151,
-        contain_dontcare_label=False,
-        use_instance=False,
-        crop_size=256,
-        load_size=286,
-        aspect_ratio=1.0,
-        preprocess_mode="resize_and_crop",
-        num_upsampling_layers="normal",
-        official_label_nc=150,
-        official_dontcare=True,
-        extra_overrides=("data.dataset.other_last=false", "data.eval_ignore_index=0"),
-    ),
-    "coco_stuff": OfficialDataset(
-        label_nc=182,
-        contain_dontcare_label=True,
-        use_instance=True,
-        crop_size=256,
-        load_size=286,
-        aspect_ratio=1.0,
-        preprocess_mode="resize_and_crop",
-        num_upsampling_layers="normal",
-        official_label_nc=182,
-        official_dontcare=True,
-    ),
-    "cityscapes": OfficialDataset(
-        label_nc=35,
-        contain_dontcare_label=False,
-        use_instance=True,
-        crop_size=512,
-        load_size=512,
-        aspect_ratio=2.0,
-        preprocess_mode="fixed",
-        num_upsampling_layers="more",
-        official_label_nc=35,
-        official_dontcare=False,
-    ),
+# name -> (official --label_nc, official --contain_dontcare_label, pinned overrides). ADE20K:
+# channel 0 = "other" as the official networks were trained (module docstring).
+OFFICIAL_OPTIONS: dict[str, tuple[int, bool, tuple[str, ...]]] = {
+    "ade20k": (150, True, ("data.dataset.other_last=false", "data.eval_ignore_index=0")),
+    "coco_stuff": (182, True, ()),
+    "cityscapes": (35, False, ()),
 }
+
+
+def official_dataset(name: str) -> OfficialDataset:
+    path = CONF_DIR / "data" / f"{name}.yaml"
+    data = yaml.safe_load(path.read_text())
+    official_label_nc, official_dontcare, extra = OFFICIAL_OPTIONS[name]
+    return OfficialDataset(
+        label_nc=int(data["label_nc"]),
+        contain_dontcare_label=bool(data["contain_dontcare_label"]),
+        use_instance=bool(data["use_instance"]),
+        crop_size=int(data["crop_size"]),
+        load_size=int(data["load_size"]),
+        aspect_ratio=float(data["aspect_ratio"]),
+        preprocess_mode=str(data["preprocess_mode"]),
+        num_upsampling_layers=str(data["num_upsampling_layers"]),
+        official_label_nc=official_label_nc,
+        official_dontcare=official_dontcare,
+        extra_overrides=extra,
+    )
+
+
+DATASETS: dict[str, OfficialDataset] = {name: official_dataset(name) for name in OFFICIAL_OPTIONS}
 
 # Official defaults of the options that shape the networks (ngf/ndf 64, z_dim 256, n_layers_D 4,
 # num_D 2, SPADE hidden width 128 with 3x3 kernels, spectral norm everywhere but SPADE's convs).
@@ -168,41 +158,26 @@ def official_config(
     spec = _check_dataset(dataset)
     crop = spec.crop_size if crop_size is None else int(crop_size)
     load = max(crop, round(spec.load_size * crop / spec.crop_size))
-    has_data_config = (CONF_DIR / "data" / f"{dataset}.yaml").is_file()
     composed = [
         # Outside a Hydra app run_dir has no default; checkpoint and log paths derive from it.
-        f"run_dir={_quote(str(Path(run_dir or 'imported').expanduser().resolve()))}",
-        # Without the dataset's own data config the synthetic one carries the same label spec
-        # and geometry: only the data loading differs, never the networks.
-        f"data={dataset if has_data_config else 'synthetic'}",
+        f"run_dir={override_value(str(Path(run_dir or 'imported').expanduser().resolve()), '--out')}",
+        f"data={dataset}",
         *PINNED_OVERRIDES,
         f"encoder={'vae' if use_vae else 'none'}",
         "ema.enabled=false",  # the official networks have no moving average to import
         f"scale.ngf={ngf}",
         f"scale.ndf={ndf}",
         f"scale.encoder_input_size={encoder_input_size}",
-        f"data.label_nc={spec.label_nc}",
-        f"data.contain_dontcare_label={str(spec.contain_dontcare_label).lower()}",
-        f"data.use_instance={str(spec.use_instance).lower()}",
+        # Smaller crops (tests) keep the data config's load/crop ratio.
         f"data.crop_size={crop}",
         f"data.load_size={load}",
-        f"data.aspect_ratio={spec.aspect_ratio}",
-        f"data.preprocess_mode={spec.preprocess_mode}",
         f"model.generator.num_upsampling_layers={spec.num_upsampling_layers}",
-        *(spec.extra_overrides if has_data_config else ()),
+        *spec.extra_overrides,
         *overrides,
     ]
     cfg = compose_config("train", composed)
     plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     return plain
-
-
-def _quote(value: str) -> str:
-    """A Hydra override value that keeps spaces, commas and '=' of a path."""
-    for quote in ("'", '"'):
-        if quote not in value:
-            return f"{quote}{value}{quote}"
-    raise ValueError(f"{value} holds both quote characters; use an --out path without quotes")
 
 
 # ---- finding and reading the official files ---------------------------------------------------

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from spadelab.callbacks import SkippedFilesReport
 from spadelab.checkpoints import check_checkpoint_matches, resume_checkpoint
 from spadelab.config import CONF_DIR
+from spadelab.loggers import wandb_mode
 from spadelab.module import SemanticSynthesis
 from spadelab.perf import performance_callbacks
 from spadelab.runtime import (
@@ -37,8 +38,7 @@ log = logging.getLogger("spadelab.train")
 def configure_wandb(cfg: DictConfig) -> None:
     if "wandb" not in (cfg.get("logger") or {}):
         return
-    has_key = os.environ.get("WANDB_API_KEY") or (Path.home() / ".netrc").is_file()
-    if not has_key and "WANDB_MODE" not in os.environ:
+    if wandb_mode() == "offline" and "WANDB_MODE" not in os.environ:
         os.environ["WANDB_MODE"] = "offline"
         log.info("wandb: no login found, logging offline (sync later with `wandb sync`)")
 

@@ -101,7 +101,7 @@ def _judge_job(cache: str, counter: str) -> None:
         return judge.JudgeNet(3, 4, 2), {"miou": 1.0}
 
     judge.train_judge = fake_train
-    judge.load_or_train_judge(cache, "key", [], [], num_classes=3, width=4, levels=2)
+    judge.load_or_train_judge(cache, "key", [], [], num_classes=3, steps=5, width=4, levels=2)
 
 
 def test_two_evaluations_train_the_judge_once(tmp_path: Path) -> None:

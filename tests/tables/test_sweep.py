@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from report_files import markdown_rows, raw, wandb_run_record
 
-from spadelab.config import REPO_ROOT
+from spadelab.config import REPO_ROOT, compose_config
 from spadelab.runtime import ConfigError
 from spadelab.tables import sweep
 
@@ -33,6 +33,13 @@ TINY = [
     "trainer.enable_model_summary=false",
     "eval.judge.steps=5",
 ]
+
+
+def compose_hydra(overrides: list[str]):
+    """``conf/train.yaml`` with its ``hydra`` node, as the sweep composes each row."""
+    return compose_config("train", overrides, with_hydra=True)
+
+
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
@@ -216,7 +223,7 @@ rows:
     plan = sweep.plan(experiment, {"sweep_dir": str(tmp_path / "s")}, ["scale=smoke"], [])
     searchpath = f"hydra.searchpath=[file://{plan.rows_root}]"
 
-    cfg = sweep.compose_train([searchpath, "+row=pp", "seed=3", "run_dir=x", "scale=smoke"])
+    cfg = compose_hydra([searchpath, "+row=pp", "seed=3", "run_dir=x", "scale=smoke"])
     # The row's choices beat the base overrides and the preset's own defaults list
     # (pix2pixhd_pp says norm=syncbatch, modulation=affine).
     assert cfg.model.name == "pix2pixhd_pp" and cfg.norm._target_.endswith(".batch")
@@ -231,7 +238,7 @@ rows:
     )
     assert cfg.sweep.dir == str(tmp_path / "s")
 
-    plain = sweep.compose_train([searchpath, "+row=plain", "run_dir=x", "norm=batch"])
+    plain = compose_hydra([searchpath, "+row=plain", "run_dir=x", "norm=batch"])
     assert plain.norm._target_.endswith(".batch")  # the command line beats the rows
     assert plain.loss.lambda_feat == 5 and plain.model.name == "spade_decoder"
 
@@ -331,7 +338,7 @@ def test_slurm_launcher_gives_one_task_per_gpu(
     tmp_path: Path, monkeypatch, trainer: str, devices: int
 ) -> None:
     overrides = ["scale=paper"] if trainer == "paper" else [f"trainer={trainer}"]
-    cfg = sweep.compose_train(
+    cfg = compose_hydra(
         [
             "run_dir=x",
             "hydra/launcher=slurm",
@@ -393,7 +400,7 @@ def test_slurm_launcher_refuses_tasks_that_differ_from_the_gpus(tmp_path: Path) 
     ],
 )
 def test_local_launchers_compose(tmp_path: Path, launcher, target, key, value) -> None:
-    cfg = sweep.compose_train(
+    cfg = compose_hydra(
         ["run_dir=x", f"hydra/launcher={sweep.LAUNCHERS[launcher]}", f"hydra.sweep.dir={tmp_path}"]
     )
     assert cfg.hydra.launcher._target_.endswith(target)

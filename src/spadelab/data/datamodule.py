@@ -90,8 +90,7 @@ class SemanticDataModule(pl.LightningDataModule):
     @property
     def image_size(self) -> tuple[int, int]:
         """(height, width) of the images the generator must produce."""
-        width, height = self.train_transform.output_size(self.crop_size, self.crop_size)
-        return height, width
+        return self.train_transform.image_size
 
     @property
     def palette(self) -> np.ndarray | None:

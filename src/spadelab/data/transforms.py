@@ -71,6 +71,13 @@ class PairedTransform:
         self.aspect_ratio = aspect_ratio
         self.flip = flip
 
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) of the images a generator trained on this data produces: the output
+        for a ``crop_size`` square input (``preprocess_mode=none`` keeps each image's size)."""
+        width, height = self.output_size(self.crop_size, self.crop_size)
+        return height, width
+
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         """(width, height) after the transform, for an input of the given size."""
         if self.mode is PreprocessMode.fixed:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spadelab.atomic import atomic_path, file_lock
+from spadelab.config import JudgeConfig
 from spadelab.metrics.segmentation import ConfusionMatrix
 
 __all__ = [
@@ -179,12 +180,13 @@ def train_judge(
     val_loader: Iterable[Mapping[str, Any]],
     num_classes: int,
     ignore_index: int | None = None,
-    steps: int = 2000,
-    lr: float = 2e-3,
+    *,
+    steps: int,
+    lr: float = JudgeConfig.lr,
     device: torch.device | str = "cpu",
-    seed: int = 0,
-    width: int = 16,
-    levels: int = 4,
+    seed: int = JudgeConfig.seed,
+    width: int = JudgeConfig.width,
+    levels: int = JudgeConfig.levels,
     weight_decay: float = 1e-4,
     map_label: LabelMap | None = None,
 ) -> tuple[JudgeNet, dict[str, Any]]:
@@ -287,12 +289,13 @@ def _load_or_train_judge(
     val_loader: Iterable[Mapping[str, Any]] | None,
     num_classes: int,
     ignore_index: int | None = None,
-    steps: int = 2000,
-    lr: float = 2e-3,
+    *,
+    steps: int,
+    lr: float = JudgeConfig.lr,
     device: torch.device | str = "cpu",
-    seed: int = 0,
-    width: int = 16,
-    levels: int = 4,
+    seed: int = JudgeConfig.seed,
+    width: int = JudgeConfig.width,
+    levels: int = JudgeConfig.levels,
     weight_decay: float = 1e-4,
     map_label: LabelMap | None = None,
 ) -> tuple[JudgeNet, dict[str, Any]]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from spadelab.loggers import wandb_mode
 from spadelab.runtime import ConfigError, describe_error
 from spadelab.tables.chart import ChartRow, write_chart
 from spadelab.tables.rundirs import (
@@ -777,14 +777,6 @@ def publish(
         run_path = log_wandb(experiment, keys, records, sweep_dir, scale, data, wandb_project)
         text += f"wandb: report logged to {run_path}\n"
     return text
-
-
-def wandb_mode() -> str:
-    """Offline unless the user is logged in (or chose a mode), as for training runs."""
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
-    logged_in = os.environ.get("WANDB_API_KEY") or (Path.home() / ".netrc").is_file()
-    return "online" if logged_in else "offline"
 
 
 def log_wandb(

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from spadelab.atomic import LockHeld, try_pid_lock
 from spadelab.checkpoints import ARCHITECTURE_KEYS
-from spadelab.config import CONF_DIR
+from spadelab.config import compose_config
 from spadelab.runtime import ConfigError
 from spadelab.tables.spec import Experiment
 
@@ -31,17 +31,9 @@ IDENTITY_KEYS = (*ARCHITECTURE_KEYS, "loss", "seed")
 LOCK_NAME = ".sweep.lock"
 
 
-def compose_train(overrides: Sequence[str]) -> DictConfig:
-    """``conf/train.yaml`` with its ``hydra`` node (launcher, choices), outside a Hydra app."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=list(overrides), return_hydra_config=True)
-
-
 def choices(overrides: Sequence[str]) -> dict[str, str]:
     """The group choices (scale, data, logger...) that ``overrides`` give ``conf/train.yaml``."""
-    cfg = compose_train(["run_dir=.", *overrides])
+    cfg = compose_config("train", ["run_dir=.", *overrides], with_hydra=True)
     return {str(k): str(v) for k, v in cfg.hydra.runtime.choices.items()}
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -40,7 +39,7 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from spadelab.config import CONF_DIR
+from spadelab.config import CONF_DIR, compose_config, override_value
 from spadelab.runtime import (
     ConfigError,
     check_unknown_keys,
@@ -52,7 +51,6 @@ from spadelab.runtime import (
 from spadelab.tables import report
 from spadelab.tables.rundirs import (
     choices,
-    compose_train,
     default_sweep_dir,
     read_metrics,
     run_dir_name,
@@ -209,22 +207,14 @@ class Plan:
             "-m",
             "spadelab.tables.sweep",
             "--multirun",
-            f"hydra.searchpath=[{_quote('file://' + str(self.rows_root))}]",
-            f"hydra.sweep.dir={_quote(str(self.sweep_dir))}",
+            f"hydra.searchpath=[{override_value(f'file://{self.rows_root}', 'sweep_dir')}]",
+            f"hydra.sweep.dir={override_value(str(self.sweep_dir), 'sweep_dir')}",
             "hydra.sweep.subdir=${experiment.row}-seed${seed}",
             *launcher,
             f"+row={','.join(names)}",
             f"seed={','.join(str(s) for s in seeds)}",
             *self.overrides,
         ]
-
-
-def _quote(text: str) -> str:
-    if re.fullmatch(r"[\w/.:+-]+", text):
-        return text
-    if "'" in text or "\\" in text:
-        raise ConfigError(f"path {text!r} contains quotes or backslashes; use a plainer path")
-    return f"'{text}'"
 
 
 def parse_arguments(argv: Sequence[str]) -> tuple[str, dict[str, Any], list[str], list[str]]:
@@ -328,15 +318,17 @@ def plan(
             result.jobs.update({(row.name, seed): "invalid" for seed in seeds})
             continue
         try:
-            cfg = compose_train(
+            cfg = compose_config(
+                "train",
                 [
-                    f"hydra.searchpath=[{_quote('file://' + str(result.rows_root))}]",
+                    f"hydra.searchpath=[{override_value(f'file://{result.rows_root}', 'sweep_dir')}]",
                     f"+row={row.name}",
                     f"seed={seeds[0]}",
-                    f"run_dir={_quote(str(sweep_dir / run_dir_name(row.name, seeds[0])))}",
+                    f"run_dir={override_value(str(sweep_dir / run_dir_name(row.name, seeds[0])), 'sweep_dir')}",
                     f"hydra/launcher={LAUNCHERS[launcher]}",
                     *overrides,
-                ]
+                ],
+                with_hydra=True,
             )
             plain = job_config(cfg)
             validate_targets(plain)
@@ -536,9 +528,9 @@ def run_row(cfg: DictConfig) -> dict[str, Any] | None:
     cache_dir = Path(str(sweep.get("dir") or run_dir.parent)) / ".cache"
     eval_cfg = compose_evaluate(
         [
-            f"ckpt={_quote(str(run_dir))}",
+            f"ckpt={override_value(str(run_dir), 'run_dir')}",
             f"eval.judge.steps={int(cfg.scale.judge_steps)}",
-            f"eval.cache_dir={_quote(str(cache_dir))}",
+            f"eval.cache_dir={override_value(str(cache_dir), 'sweep.dir')}",
             *(["device=cuda"] if _cuda() else []),
             *list(sweep.get("eval_overrides") or []),
         ]
