@@ -2,11 +2,13 @@
 
 Counted at the paper's COCO-Stuff setting (182 labels + don't-care + instance edge = 184 input
 channels, 256x256, ngf 64) on the meta device, so even the 238M networks cost no memory.
+``spadelab params data=ade20k [model=...]`` counts one network at that dataset's own setting.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -91,6 +93,15 @@ ROWS = (
 )
 
 
+def setting_for(overrides: Sequence[str]) -> list[str]:
+    """The paper's setting under ``overrides``: scale=paper, and COCO-Stuff's labels and
+    geometry unless the overrides choose a dataset (``data=``) or set those keys themselves."""
+    keys = {override.lstrip("+~").split("=", 1)[0] for override in overrides}
+    if "data" in keys:  # the data config holds that dataset's own labels and geometry
+        return [s for s in COCO_SETTING if s.startswith("scale=") and "scale" not in keys]
+    return [s for s in COCO_SETTING if s.split("=", 1)[0] not in keys]
+
+
 def generator_parameters(overrides: tuple[str, ...] | list[str]) -> int:
     cfg = compose_config("train", ["run_dir=.", *overrides])
     with torch.device("meta"):
@@ -134,15 +145,18 @@ def format_table(results: list[dict]) -> str:
 
 def cli(argv: list[str]) -> int:
     if argv:
-        # Any Hydra overrides: one count for that composition at the COCO-Stuff setting.
+        # Any Hydra overrides: one count for that composition (COCO-Stuff unless data= is given).
+        setting = setting_for(argv)
         try:
-            count = generator_parameters([*COCO_SETTING, *argv])
+            count = generator_parameters([*setting, *argv])
         except Exception as error:  # noqa: BLE001
             from spadelab.runtime import describe_error
 
             print(f"spadelab params: error: {describe_error(error)}", file=sys.stderr)
             return 2
-        print(f"generator parameters ({' '.join(argv)}): {count / 1e6:.2f}M")
+        chosen = any(a.lstrip("+~").startswith("data=") for a in argv)
+        where = ", ".join([*argv, *setting] if chosen else [*argv, "paper's COCO-Stuff setting"])
+        print(f"generator parameters ({where}): {count:,} ({count / 1e6:.2f}M)")
         return 0
     print("Generator parameters at the paper's COCO-Stuff setting (184 input channels, 256x256)")
     print(format_table(table()))

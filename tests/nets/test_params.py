@@ -39,3 +39,30 @@ def test_params_cli_with_overrides(capsys: pytest.CaptureFixture[str]) -> None:
     assert "generator parameters" in capsys.readouterr().out
     assert cli(["norm=batchh"]) == 2
     assert "norm" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        # The official code's counts (tests/nets/test_fidelity.py, test_pix2pixhd_parity.py).
+        (["data=ade20k"], "(data=ade20k, scale=paper): 96,492,483 (96.49M)"),
+        (["model=pix2pixhd", "data=cityscapes"], "scale=paper): 182,525,379 (182.53M)"),
+        (["model=spade_decoder"], "(model=spade_decoder, paper's COCO-Stuff setting): 97,480,899"),
+    ],
+)
+def test_params_cli_honours_data_and_prints_exact_counts(
+    capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    from spadelab.params import cli
+
+    assert cli(argv) == 0
+    assert expected in capsys.readouterr().out
+
+
+def test_setting_for_keeps_the_users_data_keys() -> None:
+    from spadelab.params import COCO_SETTING, setting_for
+
+    assert setting_for([]) == list(COCO_SETTING)
+    assert setting_for(["data=ade20k"]) == ["scale=paper"]
+    assert setting_for(["data=ade20k", "scale=smoke"]) == []
+    assert "data.crop_size=256" not in setting_for(["data.crop_size=512"])
