@@ -23,6 +23,7 @@ PRIMARY = sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
 # Mandatory values (???) a user has to give for some choices; placeholders are enough to compose.
 REQUIRED = {
     ("data", "folder"): ["data.dataset.root=/nonexistent", "data.label_nc=4"],
+    ("data", "synthetic_hard"): [],  # rendered like synthetic: no root
 }
 DATASET_ROOT = "data.dataset.root=/nonexistent"
 
@@ -98,7 +99,7 @@ def test_every_config_file_composes_and_instantiates(
 @pytest.mark.parametrize("choice", [c for g, c in CHOICES if g == "data"])
 def test_data_tool_composes_with_every_data_choice(compose_train, choice: str) -> None:
     overrides = [f"data={choice}", *REQUIRED.get(("data", choice), [])]
-    if choice not in ("synthetic", "folder"):
+    if choice not in ("synthetic", "synthetic_hard", "folder"):
         overrides.append(DATASET_ROOT)
     validate_targets(compose_train(*overrides, config_name="data_tool"))
 

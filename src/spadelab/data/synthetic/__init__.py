@@ -40,9 +40,15 @@ from spadelab.data.synthetic.dataset import (
 from spadelab.data.synthetic.layout import render_layout
 from spadelab.data.synthetic.render import render_image
 from spadelab.data.synthetic.spec import (
+    BUSH,
     CLASSES,
     CLOUD,
+    FLOWER,
     GRASS,
+    HARD_CLASSES,
+    HARD_PALETTE,
+    HARD_THING_CLASSES,
+    HOUSE,
     LABEL_NC,
     MOUNTAIN,
     PALETTE,
@@ -56,14 +62,22 @@ from spadelab.data.synthetic.spec import (
     THING_CLASSES,
     TREE,
     VAL_INDEX_OFFSET,
+    VARIANTS,
     WATER,
+    Variant,
 )
 
 __all__ = [
+    "BUSH",
     "CACHE_ENV",
     "CLASSES",
     "CLOUD",
+    "FLOWER",
     "GRASS",
+    "HARD_CLASSES",
+    "HARD_PALETTE",
+    "HARD_THING_CLASSES",
+    "HOUSE",
     "LABEL_NC",
     "MOUNTAIN",
     "PALETTE",
@@ -79,6 +93,8 @@ __all__ = [
     "THING_CLASSES",
     "TREE",
     "VAL_INDEX_OFFSET",
+    "VARIANTS",
+    "Variant",
     "WATER",
     "SyntheticLandscapes",
     "SyntheticSample",

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from spadelab.data.synthetic.spec import (
+    BUSH,
+    FLOWER,
     GRASS,
+    HOUSE,
     MOUNTAIN,
     PATH,
     ROCK,
@@ -36,6 +39,10 @@ ALBEDO_A = _rgb(
     (0.62, 0.6, 0.56),
     (0.9, 0.82, 0.6),
     (0.6, 0.45, 0.3),
+    # The hard variant's classes (bush, flower, house walls; roofs are coloured by context).
+    (0.3, 0.38, 0.1),
+    (0.95, 0.85, 0.2),
+    (0.85, 0.78, 0.62),
 )
 ALBEDO_B = _rgb(
     (0.5, 0.7, 0.9),
@@ -48,6 +55,9 @@ ALBEDO_B = _rgb(
     (0.5, 0.48, 0.45),
     (0.8, 0.7, 0.49),
     (0.5, 0.37, 0.24),
+    (0.38, 0.44, 0.14),
+    (0.92, 0.35, 0.6),
+    (0.72, 0.62, 0.48),
 )
 # Winter keeps the layout but dresses the ground in snow.
 WINTER_A = ALBEDO_A.copy()
@@ -60,17 +70,37 @@ for _cls, _a, _b in (
     (WATER, (0.3, 0.4, 0.5), (0.42, 0.52, 0.6)),
     (ROCK, (0.34, 0.32, 0.31), (0.26, 0.25, 0.25)),
     (MOUNTAIN, (0.55, 0.56, 0.62), (0.42, 0.43, 0.5)),
+    (BUSH, (0.3, 0.33, 0.28), (0.42, 0.45, 0.42)),
+    (FLOWER, (0.62, 0.5, 0.45), (0.55, 0.45, 0.52)),
 ):
     WINTER_A[_cls], WINTER_B[_cls] = _a, _b
+
+# Hard variant: colours that depend on a pixel's neighbours, (class, neighbour classes, target
+# colour, strength). A pixel moves towards the target by strength x its closeness to the
+# neighbours (the neighbours' share of a small window, saturating at a quarter). The label of a
+# pixel alone then no longer fixes its colour: a generator has to look around it.
+NEIGHBOUR_TONES: tuple[tuple[int, tuple[int, ...], tuple[float, float, float], float], ...] = (
+    (TREE, (WATER,), (0.02, 0.1, 0.12), 0.8),  # trees by the water: dark, blue-green
+    (GRASS, (PATH, ROCK, HOUSE), (0.52, 0.46, 0.26), 0.85),  # trampled: dry, brown
+    (SAND, (WATER,), (0.45, 0.36, 0.24), 0.8),  # wet sand along the shore
+    (FLOWER, (WATER,), (0.4, 0.35, 1.0), 0.9),  # flowers by the water: blue irises
+    (BUSH, (TREE,), (0.06, 0.14, 0.05), 0.75),  # bushes under the trees: in shade
+)
+# Snow lit by the open sky (the summits) stays white; snow away from it turns blue-grey.
+SNOW_AWAY_FROM_SKY = ((0.45, 0.52, 0.7), 0.7)
+# Roofs: slate among trees, terracotta in the open.
+ROOF_OPEN, ROOF_WOODS = (0.72, 0.27, 0.16), (0.3, 0.32, 0.38)
+ROOF_SHARE = 0.42  # the upper part of a house (as a fraction of its height) that is roof
 
 # Camera height above the ground in scene units: sets how fast ground texture shrinks.
 CAMERA_HEIGHT = 0.3
 
 # How strongly low-frequency noise mixes A/B, and how much fine grain each class gets.
-MIX_GAIN = np.array([0.0, 0.0, 2.0, 1.2, 1.0, 2.2, 1.5, 1.5, 1.5, 1.5])
+# (The last three entries: the hard variant's bush, flower, house.)
+MIX_GAIN = np.array([0.0, 0.0, 2.0, 1.2, 1.0, 2.2, 1.5, 1.5, 1.5, 1.5, 1.5, 3.0, 0.8])
 # Directional shading per class: snow is bright enough that full shading would swamp it.
-SHADE_GAIN = np.array([0.0, 0.0, 1.0, 0.45, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
-GRAIN = np.array([0.0, 0.04, 0.25, 0.08, 0.1, 0.3, 0.5, 0.35, 0.16, 0.3])
+SHADE_GAIN = np.array([0.0, 0.0, 1.0, 0.45, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.6, 1.0])
+GRAIN = np.array([0.0, 0.04, 0.25, 0.08, 0.1, 0.3, 0.5, 0.35, 0.16, 0.3, 0.45, 0.3, 0.12])
 # Snow cover is smooth: the grass and sand grain would read as dirt on white.
 WINTER_GRAIN = GRAIN.copy()
 WINTER_GRAIN[[GRASS, SAND]] = 0.08

@@ -31,24 +31,35 @@ from spadelab.data.synthetic.spec import (
     VAL_INDEX_OFFSET,
     check_seed_index,
     check_style,
+    get_variant,
 )
 
 
 @dataclass(frozen=True)
 class SyntheticSample:
-    label: np.ndarray  # (H, W) uint8 in [0, LABEL_NC)
+    label: np.ndarray  # (H, W) uint8 in [0, label_nc of the variant)
     instance: np.ndarray  # (H, W) int32, 0 = no instance
     image: np.ndarray  # (H, W, 3) uint8 RGB
     style: int  # index into STYLES
 
 
 def render(
-    seed: int, index: int, height: int, width: int, style: int | None = None
+    seed: int,
+    index: int,
+    height: int,
+    width: int,
+    style: int | None = None,
+    variant: str = "easy",
 ) -> SyntheticSample:
-    """Layout and image of scene ``(seed, index)`` at the given size."""
+    """Layout and image of scene ``(seed, index)`` at the given size.
+
+    ``variant="hard"`` is the same scene plus flowers, bushes and houses, with colours that
+    depend on each pixel's neighbours (see :data:`~spadelab.data.synthetic.spec.VARIANTS`).
+    """
     check_style(style)
-    label, instance = render_layout(seed, index, height, width)
-    image, style_index = render_image(label, instance, seed, index, style)
+    get_variant(variant)
+    label, instance = render_layout(seed, index, height, width, variant)
+    image, style_index = render_image(label, instance, seed, index, style, variant)
     return SyntheticSample(label=label, instance=instance, image=image, style=style_index)
 
 
@@ -104,8 +115,14 @@ class RenderedScenes:
         width: int,
         style: int | None = None,
         root: Path | None = None,
+        variant: str = "easy",
     ) -> None:
         self.spec = {"seed": seed, "height": height, "width": width, "style": style}
+        # Only other variants name themselves in the key: the easy variant's keys (and so the
+        # caches already on disk) stay what they were before variants existed.
+        if get_variant(variant).name != "easy":
+            self.spec["variant"] = variant
+        self.variant = variant
         self.base = (root or cache_root()) / "synthetic"
         self._chunks: dict[int, dict[str, np.ndarray]] = {}
 
@@ -146,7 +163,9 @@ class RenderedScenes:
             }
             for k in range(n):
                 index = chunk * n + k
-                sample = render(self.spec["seed"], index, height, width, self.spec["style"])
+                sample = render(
+                    self.spec["seed"], index, height, width, self.spec["style"], self.variant
+                )
                 arrays["label"][k] = sample.label
                 arrays["instance"][k] = sample.instance
                 arrays["image"][k] = sample.image
@@ -189,9 +208,12 @@ class SyntheticLandscapes(Dataset):
     With ``cache`` (the default) a split's scenes are rendered once, at its first use, into
     memory-mapped files shared by every process and run (:class:`RenderedScenes`); training
     epochs, DataLoader workers and the evaluation judge then read instead of rendering.
-    ``cache=False`` renders every sample on the fly.
+    ``cache=False`` renders every sample on the fly. ``variant`` picks the benchmark:
+    ``easy`` (the default, 10 classes) or ``hard`` (13 classes, small objects, colours that
+    depend on neighbours); ``label_nc``, ``class_names`` and ``palette`` follow it.
     """
 
+    # The easy variant's; an instance of another variant overrides them in __init__.
     label_nc = LABEL_NC
     class_names = CLASSES
     palette = PALETTE
@@ -208,6 +230,7 @@ class SyntheticLandscapes(Dataset):
         transform: Transform | None = None,
         style: int | None = None,
         cache: bool = True,
+        variant: str = "easy",
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"data split={split!r} is unknown; choose one of {SPLITS}")
@@ -239,6 +262,14 @@ class SyntheticLandscapes(Dataset):
         self.transform = transform
         self.style = style
         self.cache = cache
+        spec = get_variant(variant)
+        self.variant = spec.name
+        self.label_nc = spec.label_nc
+        # Read by the data check: label values beyond the config's data.label_nc are a config
+        # error (e.g. data=synthetic with data.dataset.variant=hard), caught before training.
+        self.num_label_values = spec.label_nc
+        self.class_names = spec.classes
+        self.palette = spec.palette
         self._scenes: RenderedScenes | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -248,7 +279,9 @@ class SyntheticLandscapes(Dataset):
     def scenes(self) -> RenderedScenes:
         """The cached scenes of this seed and size (rendered chunk by chunk on first use)."""
         if self._scenes is None:
-            self._scenes = RenderedScenes(self.seed, self.height, self.width, self.style)
+            self._scenes = RenderedScenes(
+                self.seed, self.height, self.width, self.style, variant=self.variant
+            )
         return self._scenes
 
     def __len__(self) -> int:
@@ -269,7 +302,14 @@ class SyntheticLandscapes(Dataset):
         if self.cache:
             sample = self.scenes().sample(self.scene_index(i))
         else:
-            sample = render(self.seed, self.scene_index(i), self.height, self.width, self.style)
+            sample = render(
+                self.seed,
+                self.scene_index(i),
+                self.height,
+                self.width,
+                self.style,
+                self.variant,
+            )
         if self.transform is not None:
             out = self.transform(
                 # Pillow infers RGB / L / I from the uint8 (H, W, 3), uint8 and int32 arrays.

@@ -1,8 +1,9 @@
 """Rasterise a scene into its label map and instance map.
 
 ``render_layout`` paints back to front, one function per layer: clouds, mountains (and their
-snow), the ground (grass, sand, path), water (sea, beaches, lakes) and finally the objects
-(trees and rocks) in painter's order.
+snow), the ground (grass, sand, path), water (sea, beaches, lakes), flower meadows (hard variant)
+and finally the objects (trees and rocks; bushes and houses in the hard variant) in painter's
+order.
 """
 
 from __future__ import annotations
@@ -11,24 +12,32 @@ import numpy as np
 
 from spadelab.data.synthetic.noise import fbm1, fbm_grid
 from spadelab.data.synthetic.scene import (
+    KIND_BUSH,
     KIND_CONIFER,
     KIND_DECIDUOUS,
+    KIND_HOUSE,
     KIND_ROCK,
+    HardExtras,
     Lake,
     Scene,
     SceneObject,
     depth_fraction,
+    hard_tile_objects,
     lake_mask,
     path_centre,
     path_mask,
+    sample_hard_extras,
     sample_scene,
     sea_and_beach,
     tile_objects,
     water_at,
 )
 from spadelab.data.synthetic.spec import (
+    BUSH,
     CLOUD,
+    FLOWER,
     GRASS,
+    HOUSE,
     MOUNTAIN,
     PATH,
     ROCK,
@@ -39,11 +48,20 @@ from spadelab.data.synthetic.spec import (
     WATER,
     check_seed_index,
     check_size,
+    get_variant,
 )
 
 # Objects and extra lakes are gathered from every tile the view touches plus this margin (scene
 # units), wide enough for the widest object (a near tree or lake) rooted just outside the view.
 _TILE_MARGIN = 0.35
+# The class each object kind is painted as.
+_KIND_CLASS = {
+    KIND_CONIFER: TREE,
+    KIND_DECIDUOUS: TREE,
+    KIND_ROCK: ROCK,
+    KIND_BUSH: BUSH,
+    KIND_HOUSE: HOUSE,
+}
 
 
 def pixel_coords(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -85,6 +103,24 @@ def _object_mask(obj: SceneObject, x: np.ndarray, v: np.ndarray) -> np.ndarray:
         crown = ex * ex + ey * ey <= r * r
         stem = (v >= cv) & (v <= obj.v) & (np.abs(dx) <= max(0.08 * rx, 0.004))
         return crown | stem
+    if obj.kind == KIND_BUSH:
+        rx, ry = obj.size, obj.size * obj.aspect
+        cv = obj.v - 0.8 * ry  # a low dome standing on the ground
+        ex, ey = dx / rx, (v - cv) / ry
+        theta = np.arctan2(ey, ex)
+        p1, p2, p3 = obj.shape
+        r = 1.0 + 0.1 * np.cos(4 * theta + p1) + 0.08 * np.cos(6 * theta + p2)
+        r += 0.05 * np.cos(9 * theta + p3)
+        return (ex * ex + ey * ey <= r * r) & (v <= obj.v)
+    if obj.kind == KIND_HOUSE:
+        (roof_share,) = obj.shape
+        half = 0.5 * obj.size * obj.aspect
+        eaves = obj.v - obj.size * (1.0 - roof_share)
+        walls = (v >= eaves) & (v <= obj.v) & (np.abs(dx) <= half)
+        # A gable roof: 0 at the ridge, 1 at the eaves, overhanging the walls a little.
+        s = (v - (obj.v - obj.size)) / (obj.size * roof_share)
+        roof = (s >= 0) & (s <= 1) & (np.abs(dx) <= 1.15 * half * s)
+        return walls | roof
     rx = obj.size
     ry = obj.size * obj.aspect
     cv = obj.v - 0.55 * ry  # sits on the ground, slightly buried
@@ -100,19 +136,27 @@ def _object_extent(obj: SceneObject) -> tuple[float, float, float, float]:
     """Scene-space bounding box (x0, x1, v0, v1), slightly generous."""
     if obj.kind == KIND_ROCK:
         half_w, top, bottom = obj.size * 1.3, obj.v - obj.size * obj.aspect * 1.9, obj.v
+    elif obj.kind == KIND_BUSH:
+        half_w, top, bottom = obj.size * 1.3, obj.v - obj.size * obj.aspect * 2.1, obj.v
+    elif obj.kind == KIND_HOUSE:
+        half_w, top, bottom = 0.6 * obj.size * obj.aspect, obj.v - obj.size * 1.02, obj.v
     else:
         half_w, top, bottom = 0.5 * obj.size * obj.aspect * 1.25, obj.v - obj.size * 1.05, obj.v
     return obj.x - half_w, obj.x + half_w, top, bottom
 
 
-def render_layout(seed: int, index: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def render_layout(
+    seed: int, index: int, height: int, width: int, variant: str = "easy"
+) -> tuple[np.ndarray, np.ndarray]:
     """The label map (H, W) uint8 and instance map (H, W) int32 of scene ``(seed, index)``.
 
-    Instance ids are positive for trees and rocks (each object its own id, stable across
-    resolutions) and 0 elsewhere.
+    Instance ids are positive for the variant's thing classes (trees and rocks; bushes and
+    houses too in the hard variant), each object its own id, stable across resolutions, and 0
+    elsewhere. The hard variant is the easy scene plus flower meadows, bushes and houses.
     """
     check_seed_index(seed, index)
     check_size(height, width)
+    hard = get_variant(variant).name == "hard"
     scene = sample_scene(seed, index)
     xs, vs = pixel_coords(height, width)
     label = np.full((height, width), SKY, dtype=np.uint8)
@@ -132,6 +176,11 @@ def render_layout(seed: int, index: int, height: int, width: int) -> tuple[np.nd
     _paint_ground(ground, scene, xs, vs_ground)
     objects, lakes = _gather_tiles(scene, height, width)
     _paint_water(ground, scene, xs, vs_ground, lakes)
+    if hard:
+        extras = sample_hard_extras(seed, index)
+        _paint_meadows(ground, extras, xs, vs_ground)
+        for tile in _tile_range(height, width):
+            objects.extend(hard_tile_objects(scene, extras, tile))
     standing = _standing_objects(scene, objects, lakes, width / (2.0 * height))
     _paint_objects(label, instance, standing, xs, vs)
     return label, instance
@@ -217,6 +266,15 @@ def _paint_water(
         ground[lake_mask(lake, gx, gv)] = WATER
 
 
+def _paint_meadows(
+    ground: np.ndarray, extras: HardExtras, xs: np.ndarray, vs_ground: np.ndarray
+) -> None:
+    """Flowers (hard variant): small clumps scattered over patches of grass."""
+    meadow = fbm_grid(xs * 4.0, vs_ground * 8.0, extras.meadow_key, 3) > extras.meadow_threshold
+    bloom = fbm_grid(xs * 24.0, vs_ground * 36.0, extras.bloom_key, 2) > 0.6
+    ground[meadow & bloom & (ground == GRASS)] = FLOWER
+
+
 def _standing_objects(
     scene: Scene, objects: list[SceneObject], lakes: list[Lake], half_view: float
 ) -> list[SceneObject]:
@@ -252,7 +310,7 @@ def _paint_objects(
     xs: np.ndarray,
     vs: np.ndarray,
 ) -> None:
-    """Trees and rocks, each with its own instance id (1, 2, ... in painter's order)."""
+    """Objects, each with its own instance id (1, 2, ... in painter's order)."""
     height, width = label.shape
     for object_id, obj in enumerate(objects, start=1):
         x0, x1, v0, v1 = _object_extent(obj)
@@ -261,5 +319,5 @@ def _paint_objects(
         if c0 >= c1 or r0 >= r1:
             continue
         mask = _object_mask(obj, xs[None, c0:c1], vs[r0:r1, None])
-        label[r0:r1, c0:c1][mask] = ROCK if obj.kind == KIND_ROCK else TREE
+        label[r0:r1, c0:c1][mask] = _KIND_CLASS[obj.kind]
         instance[r0:r1, c0:c1][mask] = object_id

@@ -3,7 +3,8 @@
 ``render_image`` runs one function per layer, in the order a painter would: ground-plane and
 screen textures, class albedo, shading of mountains, of objects (trees, rocks) and of the
 shadows trees cast, lighting, sky, clouds, aerial haze and finally water, which mirrors what
-has been painted above it.
+has been painted above it. The hard variant adds one layer after the albedo: colours that depend
+on a pixel's neighbours (:data:`~spadelab.data.synthetic.appearance.NEIGHBOUR_TONES`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ from spadelab.data.synthetic.appearance import (
     CAMERA_HEIGHT,
     GRAIN,
     MIX_GAIN,
+    NEIGHBOUR_TONES,
+    ROOF_OPEN,
+    ROOF_SHARE,
+    ROOF_WOODS,
     SHADE_GAIN,
+    SNOW_AWAY_FROM_SKY,
     STYLE_TABLE,
     WINTER_A,
     WINTER_B,
@@ -30,9 +36,12 @@ from spadelab.data.synthetic.appearance import (
 from spadelab.data.synthetic.layout import pixel_coords
 from spadelab.data.synthetic.noise import fbm_grid, lattice_hash, noise_at, octave_key, stream_keys
 from spadelab.data.synthetic.spec import (
+    BUSH,
     CLOUD,
+    FLOWER,
     GRASS,
-    LABEL_NC,
+    HARD_THING_CLASSES,
+    HOUSE,
     MOUNTAIN,
     PATH,
     ROCK,
@@ -40,11 +49,11 @@ from spadelab.data.synthetic.spec import (
     SKY,
     SNOW,
     STREAM_IMAGE,
-    THING_CLASSES,
     TREE,
     WATER,
     check_seed_index,
     check_style,
+    get_variant,
 )
 
 
@@ -82,7 +91,7 @@ def _estimate_horizon(label: np.ndarray) -> float:
     peeks at the hidden scene parameters.
     """
     height = label.shape[0]
-    ground = np.isin(label, (WATER, GRASS, SAND, PATH, ROCK))
+    ground = np.isin(label, (WATER, GRASS, SAND, PATH, ROCK, FLOWER, BUSH))
     has = ground.any(axis=0)
     if not has.any():
         return 1.0
@@ -180,12 +189,16 @@ def render_image(
     seed: int,
     index: int,
     style: int | None = None,
+    variant: str = "easy",
 ) -> tuple[np.ndarray, int]:
     """RGB (H, W, 3) uint8 rendering of a label/instance map, and the style index used.
 
     ``style=None`` draws the style from ``(seed, index)``; textures, per-object colour jitter
     and the sun position also come from ``(seed, index)``, so the output is deterministic.
+    ``variant="hard"`` accepts the hard variant's classes and colours pixels by their
+    neighbours too.
     """
+    label_nc = get_variant(variant).label_nc
     check_seed_index(seed, index)
     check_style(style)
     label = np.asarray(label)
@@ -194,10 +207,10 @@ def render_image(
         raise ValueError(
             f"label {label.shape} and instance {instance.shape} must be equal (H, W) arrays"
         )
-    if label.size and (int(label.min()) < 0 or int(label.max()) >= LABEL_NC):
+    if label.size and (int(label.min()) < 0 or int(label.max()) >= label_nc):
         raise ValueError(
             f"label values span [{int(label.min())}, {int(label.max())}] but must lie in "
-            f"[0, {LABEL_NC}); see CLASSES"
+            f"[0, {label_nc}) for variant={variant}; see VARIANTS[{variant!r}].classes"
         )
     if instance.size and int(instance.min()) < 0:
         raise ValueError(f"instance ids must be >= 0 (0 = no instance), got {int(instance.min())}")
@@ -206,13 +219,15 @@ def render_image(
     height, width = frame.height, frame.width
 
     img = _albedo(frame)
+    if variant == "hard":
+        _neighbour_tones(frame, img)
     shade = np.zeros((height, width))
     # Aerial perspective: how much each pixel fades into the horizon colour.
     haze = np.broadcast_to(
         frame.style.haze * (1.0 - frame.t_row[:, None]) ** 4, (height, width)
     ).copy()
     _shade_mountains(frame, shade, haze)
-    ground = np.isin(frame.label, (GRASS, SAND, PATH))
+    ground = np.isin(frame.label, (GRASS, SAND, PATH, FLOWER))
     _shade_objects(frame, img, shade, haze)
     _cast_tree_shadows(frame, ground, shade)
     img = _light(frame, img, shade, ground)
@@ -246,7 +261,7 @@ def _frame(label: np.ndarray, instance: np.ndarray, seed: int, index: int, st: S
     # Flat ground gets textures in ground-plane coordinates, so its detail shrinks towards the
     # horizon as a real field's would; upright things (trees, rocks, mountains) stay in screen
     # space.
-    flat = np.isin(label, (GRASS, SAND, PATH, WATER))
+    flat = np.isin(label, (GRASS, SAND, PATH, WATER, FLOWER))
     first_ground = int(np.searchsorted(vs, horizon))
     if flat[first_ground:].any():
         g_lo, g_hi = _ground_texture(xs, vs[first_ground:], horizon, height, keys[5])
@@ -283,6 +298,41 @@ def _albedo(frame: _Frame) -> np.ndarray:
     grain = WINTER_GRAIN if st.winter else GRAIN
     img *= (1.0 + grain[label] * (frame.n_hi - 0.5) * 2.0)[..., None]
     return img
+
+
+def _closeness(label: np.ndarray, classes: tuple[int, ...], radius: float) -> np.ndarray:
+    """How close each pixel is to ``classes``: their share of a window ``radius`` (in image
+    heights) around it, x4 and capped at 1, so a pixel at a border is fully "close"."""
+    size = 2 * max(1, round(radius * label.shape[0])) + 1
+    share = uniform_filter(np.isin(label, classes).astype(np.float64), size=size, mode="nearest")
+    return np.clip(share * 4.0, 0.0, 1.0)
+
+
+def _neighbour_tones(frame: _Frame, img: np.ndarray) -> None:
+    """Hard variant: pull pixels towards colours that their neighbours decide."""
+    label = frame.label
+    for cls, neighbours, target, strength in NEIGHBOUR_TONES:
+        mask = label == cls
+        if mask.any():
+            weight = strength * _closeness(label, neighbours, 0.04)[mask]
+            img[mask] += (np.asarray(target) - img[mask]) * weight[:, None]
+    snow = label == SNOW
+    if snow.any():
+        colour, strength = SNOW_AWAY_FROM_SKY
+        weight = strength * (1.0 - _closeness(label, (SKY, CLOUD), 0.04)[snow])
+        img[snow] += (np.asarray(colour) - img[snow]) * weight[:, None]
+    house = label == HOUSE
+    if house.any():
+        ids, top, bottom, _, _ = _instance_stats(frame.instance, house)
+        rows, _ = np.nonzero(house)
+        roof = (rows - top[ids]) / np.maximum(bottom[ids] - top[ids], 1) < ROOF_SHARE
+        woods = _closeness(label, (TREE,), 0.15)[house][roof]
+        pixels = img[house]
+        pixels[roof] = (
+            np.asarray(ROOF_OPEN)
+            + (np.asarray(ROOF_WOODS) - np.asarray(ROOF_OPEN)) * woods[:, None]
+        )
+        img[house] = pixels
 
 
 def _shade_mountains(frame: _Frame, shade: np.ndarray, haze: np.ndarray) -> None:
@@ -327,11 +377,16 @@ def _shade_mountains(frame: _Frame, shade: np.ndarray, haze: np.ndarray) -> None
 
 
 def _shade_objects(frame: _Frame, img: np.ndarray, shade: np.ndarray, haze: np.ndarray) -> None:
-    """Trees and rocks: per-object colour jitter, lit from the sun's side, dark at the base."""
+    """Trees and rocks (bushes and houses): per-object colour jitter, lit from the sun's side,
+    dark at the base."""
     label, instance, st = frame.label, frame.instance, frame.style
-    is_tree = label == TREE
-    is_rock = label == ROCK
-    for mask, top_light, bottom_dark in ((is_tree, 0.3, 0.7), (is_rock, 0.45, 0.55)):
+    for cls, top_light, bottom_dark in (
+        (TREE, 0.3, 0.7),
+        (ROCK, 0.45, 0.55),
+        (BUSH, 0.35, 0.6),
+        (HOUSE, 0.3, 0.3),
+    ):
+        mask = label == cls
         if not mask.any():
             continue
         ids, top, bottom, centre, half = _instance_stats(instance, mask)
@@ -350,7 +405,7 @@ def _shade_objects(frame: _Frame, img: np.ndarray, shade: np.ndarray, haze: np.n
         object_depth = np.clip((bottom[ids] + 0.5) / frame.height - frame.horizon, 0.0, None)
         object_t = np.clip(object_depth / max(1.0 - frame.horizon, 1e-3), 0.0, 1.0)
         haze[mask] = st.haze * (1.0 - object_t) ** 4
-        if mask is is_tree and st.winter:
+        if cls == TREE and st.winter:
             # Snow settles on the upper, outer parts of the foliage.
             snowy = (frame.n_hi[mask] + 0.35 * (1.0 - rel)) > 0.86
             img[mask] = np.where(snowy[:, None], np.array([0.85, 0.88, 0.93]), img[mask])
@@ -469,7 +524,7 @@ def _paint_water(frame: _Frame, img: np.ndarray, haze_col: np.ndarray) -> None:
     edge_r = np.clip(2 * start[is_water] - rows - 1, 0, height - 1)
     sky_r = np.clip(np.round(2.0 * frame.horizon * height - rows - 1).astype(np.int64), 0, None)
     sky_r = np.minimum(sky_r, height - 1)
-    upright = np.isin(label[edge_r, src_c], THING_CLASSES)
+    upright = np.isin(label[edge_r, src_c], HARD_THING_CLASSES)
     src_r = np.where(upright, edge_r, sky_r)
     reflected = img[src_r, src_c]
     # A mirror ray that lands on water again (a clipped mirror) shows the horizon haze.

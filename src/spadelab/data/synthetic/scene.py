@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spadelab.data.synthetic.noise import fbm1, stream_keys
-from spadelab.data.synthetic.spec import STREAM_NOISE, STREAM_SCENE, STREAM_TILE
+from spadelab.data.synthetic.spec import STREAM_HARD, STREAM_NOISE, STREAM_SCENE, STREAM_TILE
 
 
 @dataclass(frozen=True)
@@ -167,8 +167,8 @@ def sample_scene(seed: int, index: int) -> Scene:
     )
 
 
-# Object kinds in the per-tile object table.
-KIND_CONIFER, KIND_DECIDUOUS, KIND_ROCK = 0, 1, 2
+# Object kinds in the per-tile object table (bushes and houses: the hard variant only).
+KIND_CONIFER, KIND_DECIDUOUS, KIND_ROCK, KIND_BUSH, KIND_HOUSE = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -176,8 +176,8 @@ class SceneObject:
     kind: int
     x: float  # base (where it touches the ground)
     v: float
-    size: float  # tree height or rock radius
-    aspect: float  # width / height (trees) or vertical / horizontal radius (rocks)
+    size: float  # tree or house height, rock or bush radius
+    aspect: float  # width / height (trees, houses); vertical / horizontal radius (rocks, bushes)
     shape: tuple[float, ...]  # kind-specific shape parameters
 
 
@@ -257,6 +257,77 @@ def tile_objects(scene: Scene, tile: int) -> tuple[list[SceneObject], list[Lake]
             )
         )
     return objects, lakes
+
+
+# --------------------------------------------------------------------------------------------
+# The hard variant's extras (drawn from their own stream: the easy scene is left as it is)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HardExtras:
+    bushes: float  # bushes per tile
+    houses: float  # houses per tile
+    meadow_threshold: float  # fbm level above which grass is a flower meadow
+    meadow_key: int
+    bloom_key: int  # fine noise that breaks a meadow into separate flower clumps
+
+
+def sample_hard_extras(seed: int, index: int) -> HardExtras:
+    rng = np.random.default_rng(np.random.SeedSequence([seed, index, STREAM_HARD, 0]))
+    keys = stream_keys(seed, index, STREAM_HARD, 2)
+    return HardExtras(
+        bushes=float(rng.uniform(3.0, 12.0)),
+        houses=float(rng.uniform(1.0, 3.0)),
+        meadow_threshold=float(rng.uniform(0.5, 0.6)),
+        meadow_key=keys[0],
+        bloom_key=keys[1],
+    )
+
+
+def hard_tile_objects(scene: Scene, extras: HardExtras, tile: int) -> list[SceneObject]:
+    """Bushes and houses rooted in one unit-wide tile."""
+    rng = np.random.default_rng(
+        np.random.SeedSequence([scene.seed, scene.index, STREAM_HARD, 1 + _zigzag(tile)])
+    )
+    objects = []
+    n_bushes = rng.poisson(extras.bushes)
+    bush_x = tile + rng.random(n_bushes)
+    bush_t = 0.03 + rng.random(n_bushes) ** 0.9
+    bush_r = rng.uniform(0.02, 0.045, n_bushes)
+    bush_aspect = rng.uniform(0.55, 0.8, n_bushes)
+    bush_phase = rng.uniform(0, 2 * np.pi, (n_bushes, 3))
+    for i in range(n_bushes):
+        t = float(bush_t[i])
+        objects.append(
+            SceneObject(
+                KIND_BUSH,
+                float(bush_x[i]),
+                float(scene.depth_to_v(t)),
+                float(bush_r[i]) * (0.25 + 1.2 * t),
+                float(bush_aspect[i]),
+                tuple(map(float, bush_phase[i])),
+            )
+        )
+    n_houses = rng.poisson(extras.houses)
+    house_x = tile + rng.random(n_houses)
+    house_t = 0.04 + 0.7 * rng.random(n_houses)
+    house_h = rng.uniform(0.14, 0.24, n_houses)
+    house_aspect = rng.uniform(0.9, 1.6, n_houses)  # width / height
+    roof_share = rng.uniform(0.35, 0.5, n_houses)  # of the height, ridge to eaves
+    for i in range(n_houses):
+        t = float(house_t[i])
+        objects.append(
+            SceneObject(
+                KIND_HOUSE,
+                float(house_x[i]),
+                float(scene.depth_to_v(t)),
+                float(house_h[i]) * (0.08 + 0.95 * t),
+                float(house_aspect[i]),
+                (float(roof_share[i]),),
+            )
+        )
+    return objects
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 CLASSES: tuple[str, ...] = (
@@ -46,6 +48,62 @@ SPLITS: tuple[str, ...] = ("train", "val")
 
 # Stream tags for the random sub-streams of one sample; distinct so they are independent.
 STREAM_SCENE, STREAM_TILE, STREAM_STYLE, STREAM_IMAGE, STREAM_NOISE = 1, 2, 3, 4, 5
+# The hard variant's extras draw from their own stream, so the easy variant's draws (and hence
+# its output, bit for bit) do not change.
+STREAM_HARD = 6
+
+# ---- the hard variant ------------------------------------------------------------------------
+# Extra small-object classes come after the easy ones: easy class ids never move and every easy
+# label map is a valid hard one.
+HARD_CLASSES: tuple[str, ...] = (*CLASSES, "bush", "flower", "house")
+BUSH, FLOWER, HOUSE = range(len(CLASSES), len(HARD_CLASSES))
+HARD_THING_CLASSES: tuple[int, ...] = (TREE, ROCK, BUSH, HOUSE)
+HARD_PALETTE: np.ndarray = np.concatenate(
+    [
+        PALETTE,
+        np.array(
+            [
+                (150, 160, 30),  # bush: olive
+                (240, 90, 190),  # flower: magenta
+                (200, 55, 45),  # house: brick red
+            ],
+            dtype=np.uint8,
+        ),
+    ]
+)
+HARD_PALETTE.setflags(write=False)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A benchmark variant: which classes its label maps use and how previews colour them."""
+
+    name: str
+    classes: tuple[str, ...]
+    palette: np.ndarray
+    thing_classes: tuple[int, ...]  # classes with instance ids
+
+    @property
+    def label_nc(self) -> int:
+        return len(self.classes)
+
+
+VARIANTS: dict[str, Variant] = {
+    # easy: the label map determines each pixel's appearance up to texture noise and style.
+    "easy": Variant("easy", CLASSES, PALETTE, THING_CLASSES),
+    # hard: three more classes (small objects) and colours that depend on a pixel's neighbours
+    # (trees by water, trampled grass, wet sand, snow under the sky, roofs among trees).
+    "hard": Variant("hard", HARD_CLASSES, HARD_PALETTE, HARD_THING_CLASSES),
+}
+
+
+def get_variant(name: str) -> Variant:
+    if not isinstance(name, str) or name not in VARIANTS:
+        raise ValueError(
+            f"data.dataset.variant={name!r} is unknown; choose one of {', '.join(VARIANTS)} "
+            "(data=synthetic_hard selects hard with its label_nc)"
+        )
+    return VARIANTS[name]
 
 
 def check_size(height: int, width: int) -> None:
