@@ -45,7 +45,7 @@ params: $(STAMP) ## parameter counts of every table row next to the paper's
 	$(VENV)/bin/spadelab params
 
 demo: $(STAMP) ## train SPADE on the synthetic landscapes (~10 min on 2 cores), synthesize, evaluate
-	$(PY) -m spadelab.demo
+	$(PY) -m spadelab.commands.demo
 
 bench: $(STAMP) ## time and memory of one training iteration at the demo configuration -> bench.json
 	$(VENV)/bin/spadelab bench
@@ -68,7 +68,7 @@ studio: $(STAMP) ## paint label maps in the browser on the demo run (trains it f
 	@ckpt=$$(ls -1d runs/demo/*/checkpoints/last.ckpt 2>/dev/null | sort | tail -n 1); \
 	if [ -z "$$ckpt" ]; then \
 	  echo "[studio] no finished demo run in runs/demo/ yet: training it first (make demo)"; \
-	  $(PY) -m spadelab.demo || exit 2; \
+	  $(PY) -m spadelab.commands.demo || exit 2; \
 	  ckpt=$$(ls -1d runs/demo/*/checkpoints/last.ckpt | sort | tail -n 1); \
 	fi; \
 	$(VENV)/bin/spadelab studio ckpt=$$(dirname $$(dirname $$ckpt)) $(STUDIO_ARGS)

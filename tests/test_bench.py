@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from spadelab import bench
+from spadelab.commands import bench
 
 
 @pytest.fixture(autouse=True)

@@ -34,8 +34,8 @@ def error_lines(stderr: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def spade_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from spadelab.commands.train import train
     from spadelab.config import compose_config
-    from spadelab.train import train
 
     run_dir = tmp_path_factory.mktemp("cli") / "run"
     train(compose_config("train", [f"run_dir={run_dir}", *TRAIN]))
@@ -204,8 +204,8 @@ def test_synthesize_label_beyond_label_nc(capsys, monkeypatch, tmp_path: Path, s
 
 @pytest.fixture(scope="module")
 def vae_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from spadelab.commands.train import train
     from spadelab.config import compose_config
-    from spadelab.train import train
 
     run_dir = tmp_path_factory.mktemp("cli_vae") / "run"
     train(compose_config("train", [f"run_dir={run_dir}", *TRAIN, "encoder=vae"]))

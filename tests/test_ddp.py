@@ -85,7 +85,7 @@ def test_ddp_cpu_training_synchronises_batch_norm_statistics(tmp_path: Path) -> 
     command = [
         sys.executable,
         "-m",
-        "spadelab.train",
+        "spadelab.commands.train",
         "scale=smoke",
         "trainer=ddp_cpu",
         "norm=syncbatch",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spadelab.demo import triplet_grid
+from spadelab.commands.demo import triplet_grid
 
 
 def test_triplet_grid_is_a_4x4_block_of_triplets() -> None:

@@ -9,9 +9,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from spadelab.commands.evaluate import evaluate, judge_for
+from spadelab.commands.train import train
 from spadelab.config import compose_config
-from spadelab.evaluate import evaluate, judge_for
-from spadelab.train import train
 
 QUIET = [
     "scale=smoke",

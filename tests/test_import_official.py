@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from spadelab import cli as spadelab_cli
-from spadelab.import_official import (
+from spadelab.commands.import_official import (
     DATASETS,
     cli,
     convert_official,

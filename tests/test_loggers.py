@@ -124,8 +124,8 @@ def test_evaluation_reaches_tensorboard_and_wandb_offline(
 ) -> None:
     """The in-training callback and a later `spadelab evaluate` write into the run's own
     TensorBoard dir and wandb run (offline: a second run dir with the same id)."""
-    from spadelab.evaluate import evaluate
-    from spadelab.train import train
+    from spadelab.commands.evaluate import evaluate
+    from spadelab.commands.train import train
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -173,6 +173,10 @@ def test_evaluation_reaches_tensorboard_and_wandb_offline(
     }
     assert config["modulation"] == '"spade"' and config["modulation_kernel_size"] == "1"
     assert config["row"] == '"kernel1"' and config["seed"] == "0"
+    # Set at wandb.init (the run record), before any evaluation: training curves group by them.
+    started = next(r.run for r in records if r.WhichOneof("record_type") == "run")
+    initial = {u.key: u.value_json for u in started.config.update}
+    assert initial["modulation_kernel_size"] == "1" and initial["norm"] == '"syncbatch"'
     summary_updates = wait_for_summary(evaluation, "eval/miou")
     final = {
         u.key: float(u.value_json)

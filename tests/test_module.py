@@ -14,10 +14,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-import spadelab.train as train_module
+import spadelab.commands.train as train_module
+from spadelab.commands.train import train
 from spadelab.config import compose_config
 from spadelab.module import SemanticSynthesis, lr_factor
-from spadelab.train import train
 
 QUIET = [
     "scale=smoke",

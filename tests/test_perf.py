@@ -13,9 +13,9 @@ import torch.nn as nn
 from omegaconf import DictConfig
 
 from spadelab import perf
+from spadelab.commands.train import train
 from spadelab.config import compose_config
 from spadelab.runtime import ConfigError
-from spadelab.train import train
 
 QUIET = [
     "scale=smoke",
@@ -215,7 +215,7 @@ def test_compiled_bf16_ema_training_resumes_with_plain_keys(
         callbacks_seen.extend(result)
         return result
 
-    import spadelab.train as train_module
+    import spadelab.commands.train as train_module
 
     monkeypatch.setattr(train_module, "performance_callbacks", spy)
     train(compose(tmp_path / "compiled", *common, "perf.compile=true"))
@@ -241,7 +241,7 @@ def test_ddp_cpu_trains_with_bf16_channels_last_and_compile(tmp_path: Path) -> N
     command = [
         sys.executable,
         "-m",
-        "spadelab.train",
+        "spadelab.commands.train",
         *QUIET,
         *TINY,
         "trainer=ddp_cpu",

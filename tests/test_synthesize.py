@@ -12,9 +12,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from PIL import Image
 
+from spadelab.commands.synthesize import synthesize
+from spadelab.commands.train import train
 from spadelab.config import compose_config
-from spadelab.synthesize import synthesize
-from spadelab.train import train
 
 TRAIN = [
     "scale=smoke",

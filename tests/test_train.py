@@ -16,10 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from spadelab.builders import image_size
 from spadelab.checkpoints import check_checkpoint_matches, load_checkpoint
+from spadelab.commands.train import train
 from spadelab.config import compose_config
 from spadelab.module import SemanticSynthesis, lr_factor
 from spadelab.runtime import ConfigError, run_command
-from spadelab.train import train
 
 QUIET = [
     "scale=smoke",

@@ -8,7 +8,7 @@ for pix2pixHD++; the variants are fields of `modulation=concat` (sites, affine).
 
 from __future__ import annotations
 
-from spadelab.params import COCO_SETTING, generator_parameters
+from spadelab.commands.params import COCO_SETTING, generator_parameters
 
 VARIANTS = {
     "decoder w/ SPADE": ("model=spade_decoder",),

@@ -23,10 +23,9 @@ from torchvision.utils import make_grid, save_image
 from spadelab.atomic import atomic_path
 from spadelab.config import JudgeConfig
 from spadelab.data.labels import colorize
-from spadelab.evaluate import generators_to_score, judge_for
 from spadelab.loggers import log_evaluation, summary_metrics
 from spadelab.metrics.judge import JudgeSegmenter
-from spadelab.metrics.protocol import evaluate_generator
+from spadelab.metrics.protocol import evaluate_generator, generators_to_score, judge_for
 from spadelab.runtime import CheckpointWriteError, TrainingDiverged
 
 if TYPE_CHECKING:

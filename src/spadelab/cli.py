@@ -9,15 +9,18 @@ import importlib
 import sys
 
 COMMANDS = {
-    "train": ("spadelab.train", "train a model (Hydra overrides)"),
-    "synthesize": ("spadelab.synthesize", "label maps in, images out"),
-    "evaluate": ("spadelab.evaluate", "mIoU / accuracy / FID / fd_judge of a run"),
-    "params": ("spadelab.params", "parameter counts next to the paper's"),
-    "import-official": ("spadelab.import_official", "convert an official SPADE checkpoint"),
-    "data": ("spadelab.data.cli", "data preview | check | export-synthetic"),
+    "train": ("spadelab.commands.train", "train a model (Hydra overrides)"),
+    "synthesize": ("spadelab.commands.synthesize", "label maps in, images out"),
+    "evaluate": ("spadelab.commands.evaluate", "mIoU / accuracy / FID / fd_judge of a run"),
+    "params": ("spadelab.commands.params", "parameter counts next to the paper's"),
+    "import-official": (
+        "spadelab.commands.import_official",
+        "convert an official SPADE checkpoint",
+    ),
+    "data": ("spadelab.commands.data", "data preview | check | export-synthetic"),
     "sweep": ("spadelab.tables.sweep", "run a results table (experiments/*.yaml) as one multirun"),
     "report": ("spadelab.tables.report", "gather a sweep into a results table"),
-    "bench": ("spadelab.bench", "time and memory of a training iteration"),
+    "bench": ("spadelab.commands.bench", "time and memory of a training iteration"),
     "studio": ("spadelab.studio.cli", "paint a label map in the browser, see each run's image"),
     "study": ("spadelab.studio.study_cli", "Table 2 preference study: create | serve | report"),
 }

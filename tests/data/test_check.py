@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from spadelab.commands.data import main
 from spadelab.data import check as checks
 from spadelab.data.ade20k import ADE20K
 from spadelab.data.check import DataError, check_dataset, quick_check
-from spadelab.data.cli import main
 from spadelab.data.export import export_synthetic
 from spadelab.data.labels import LabelSpec
 from spadelab.data.synthetic import SyntheticLandscapes

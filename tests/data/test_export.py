@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from spadelab.commands.data import main
 from spadelab.data import synthetic
-from spadelab.data.cli import main
 from spadelab.data.export import COCO_STUFF_IDS, class_lut, export_synthetic
 
 

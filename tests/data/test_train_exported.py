@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from spadelab.commands.train import train
 from spadelab.config import compose_config
-from spadelab.train import train
 
 FORMATS = (
     "ade20k",

@@ -103,8 +103,8 @@ def test_style_net_shapes() -> None:
 
 
 def test_evaluate_reports_style_fidelity_for_a_vae_run(tmp_path: Path) -> None:
-    from spadelab.evaluate import evaluate
-    from spadelab.train import train
+    from spadelab.commands.evaluate import evaluate
+    from spadelab.commands.train import train
 
     run = tmp_path / "run"
     quiet = ["scale=smoke", "callbacks.progress=null", "callbacks.samples=null"]

@@ -12,12 +12,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from spadelab.checkpoints import load_checkpoint
+from spadelab.commands.train import train
 from spadelab.config import compose_config
 from spadelab.data.labels import LabelSpec
 from spadelab.losses import ClassBalance
 from spadelab.module import OasisObjective, SemanticSynthesis
 from spadelab.nets.oasis import OASISDiscriminator
-from spadelab.train import train
 
 QUIET = [
     "scale=smoke",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spadelab.params import ROWS, format_table, generator_parameters, table
+from spadelab.commands.params import ROWS, format_table, generator_parameters, table
 
 
 def test_every_row_with_a_target_is_within_tolerance() -> None:
@@ -33,7 +33,7 @@ def test_capacity_is_monotonic_in_width_multiplier() -> None:
 
 
 def test_params_cli_with_overrides(capsys: pytest.CaptureFixture[str]) -> None:
-    from spadelab.params import cli
+    from spadelab.commands.params import cli
 
     assert cli(["model=pix2pixhd_pp", "modulation=spade"]) == 0
     assert "generator parameters" in capsys.readouterr().out
@@ -53,14 +53,14 @@ def test_params_cli_with_overrides(capsys: pytest.CaptureFixture[str]) -> None:
 def test_params_cli_honours_data_and_prints_exact_counts(
     capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
 ) -> None:
-    from spadelab.params import cli
+    from spadelab.commands.params import cli
 
     assert cli(argv) == 0
     assert expected in capsys.readouterr().out
 
 
 def test_setting_for_keeps_the_users_data_keys() -> None:
-    from spadelab.params import COCO_SETTING, setting_for
+    from spadelab.commands.params import COCO_SETTING, setting_for
 
     assert setting_for([]) == list(COCO_SETTING)
     assert setting_for(["data=ade20k"]) == ["scale=paper"]

@@ -17,8 +17,8 @@ from cases import SMOKE, bad_checkpoints  # noqa: E402
 @pytest.fixture(scope="session")
 def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A trained smoke run (EMA on), label maps, bad files of every kind."""
+    from spadelab.commands.train import train
     from spadelab.config import compose_config
-    from spadelab.train import train
 
     tmp = tmp_path_factory.mktemp("reliability")
     run = tmp / "run"

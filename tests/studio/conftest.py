@@ -70,8 +70,8 @@ def page(browser):
 
 
 def _train(run_dir: Path, *overrides: str) -> Path:
+    from spadelab.commands.train import train
     from spadelab.config import compose_config
-    from spadelab.train import train
 
     train(compose_config("train", [f"run_dir={run_dir}", *TRAIN, *overrides]))
     return run_dir

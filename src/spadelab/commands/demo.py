@@ -1,7 +1,7 @@
 """``make demo``: train SPADE on the synthetic landscapes, synthesize, evaluate, show the paths.
 
 Everything runs in this process at the ``cpu`` scale (64x64). Overrides on the command line
-(``python -m spadelab.demo trainer.max_epochs=2``) go to the training config.
+(``python -m spadelab.commands.demo trainer.max_epochs=2``) go to the training config.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def write_inputs(datamodule, out_dir: Path) -> dict:
 
 
 def run(overrides: list[str]) -> dict:
-    from spadelab.train import train
+    from spadelab.commands.train import train
 
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     run_dir = REPO_ROOT / "runs" / "demo" / stamp
@@ -99,8 +99,8 @@ def showcase(cfg, run_dir: Path) -> tuple[dict, float, Path]:
     """After training: synthesize the first validation label maps, draw the grid, evaluate."""
     from hydra.utils import instantiate
 
-    from spadelab.evaluate import evaluate
-    from spadelab.synthesize import synthesize
+    from spadelab.commands.evaluate import evaluate
+    from spadelab.commands.synthesize import synthesize
 
     datamodule = instantiate(cfg.data)
     batch = write_inputs(datamodule, run_dir / "demo")

@@ -20,58 +20,12 @@ from omegaconf import DictConfig, OmegaConf
 from spadelab.checkpoints import find_checkpoint, load_checkpoint, run_dir_of
 from spadelab.config import CONF_DIR
 from spadelab.loggers import log_run_evaluation
-from spadelab.metrics.judge import JudgeSegmenter, config_hash, load_or_train_judge
-from spadelab.metrics.protocol import evaluate_generator
-from spadelab.metrics.segmentation import get_label_mapping
+from spadelab.metrics.judge import config_hash
+from spadelab.metrics.protocol import evaluate_generator, generators_to_score, judge_for
 from spadelab.module import SemanticSynthesis
 from spadelab.runtime import run_command, write_json
 
 log = logging.getLogger("spadelab.evaluate")
-
-
-def judge_for(datamodule: Any, eval_cfg: Any, device: str) -> tuple[JudgeSegmenter, dict]:
-    """The judge for this dataset, trained on its real images once and cached by config hash."""
-    spec = datamodule.spec
-    mapping = get_label_mapping(datamodule.eval_mapping, spec)
-    judge_cfg = dict(eval_cfg["judge"])
-    key_source = {
-        "dataset": {"name": datamodule.name},
-        "image_size": list(datamodule.image_size),
-        "label": [spec.label_nc, spec.contain_dontcare_label, datamodule.eval_mapping],
-        "judge": judge_cfg,
-    }
-    datamodule.setup("fit")
-    loader_kwargs = {"batch_size": int(judge_cfg["batch_size"]), "collate_fn": _collate()}
-    train_loader = torch.utils.data.DataLoader(datamodule.train_set, shuffle=True, **loader_kwargs)
-    val_loader = torch.utils.data.DataLoader(datamodule.val_set, shuffle=False, **loader_kwargs)
-    cache_key = config_hash(key_source)
-    model, report = load_or_train_judge(
-        eval_cfg["cache_dir"],
-        cache_key,
-        train_loader,
-        val_loader,
-        num_classes=mapping.num_classes,
-        ignore_index=mapping.ignore_index,
-        steps=int(judge_cfg["steps"]),
-        lr=float(judge_cfg["lr"]),
-        device=device,
-        seed=int(judge_cfg["seed"]),
-        width=int(judge_cfg["width"]),
-        levels=int(judge_cfg["levels"]),
-        map_label=mapping,
-    )
-    identity = {
-        "cache_key": cache_key,
-        "steps": int(judge_cfg["steps"]),
-        "seed": int(judge_cfg["seed"]),
-    }
-    return JudgeSegmenter(model, device), {**report, "identity": identity}
-
-
-def _collate():
-    from spadelab.data.datamodule import collate
-
-    return collate
 
 
 def build_segmenter(datamodule: Any, eval_cfg: Any, device: str) -> tuple[Any, dict]:
@@ -108,17 +62,6 @@ def with_run_judge_steps(eval_cfg: Any, run_cfg: dict[str, Any]) -> DictConfig:
             )
         eval_cfg.judge.steps = int(steps)
     return eval_cfg
-
-
-def generators_to_score(module: SemanticSynthesis, wanted: list[str]) -> dict[str, bool]:
-    names = {}
-    if "raw" in wanted:
-        names["generator"] = False
-    if "ema" in wanted and module.generator_ema is not None:
-        names["generator_ema"] = True
-    if not names:
-        raise ValueError(f"eval.generators={wanted} selects nothing; use [raw] and/or [ema]")
-    return names
 
 
 def fid_for(fake_dir: str, real_dir: str, eval_cfg: Any, cache_key: str) -> dict[str, Any]:

@@ -20,9 +20,17 @@ from torch import Tensor
 
 from spadelab.data.labels import LabelSpec
 from spadelab.metrics.fid import fd_from_features
+from spadelab.metrics.judge import JudgeSegmenter, config_hash, load_or_train_judge
 from spadelab.metrics.segmentation import ConfusionMatrix, get_label_mapping, predict_labels
 
-__all__ = ["ResolutionMode", "evaluate_generator", "save_png", "to_uint8"]
+__all__ = [
+    "ResolutionMode",
+    "evaluate_generator",
+    "generators_to_score",
+    "judge_for",
+    "save_png",
+    "to_uint8",
+]
 
 ResolutionMode = Literal["generated", "label"]
 
@@ -171,3 +179,56 @@ def evaluate_generator(
         result["fake_dir"] = str(fake_dir)
         result["real_dir"] = str(real_dir) if real_dir is not None else None
     return result
+
+
+# ---- shared by `spadelab evaluate` and the in-training EvaluationCallback ----------------
+def judge_for(datamodule: Any, eval_cfg: Any, device: str) -> tuple[JudgeSegmenter, dict]:
+    """The judge for this dataset, trained on its real images once and cached by config hash."""
+    from spadelab.data.datamodule import collate  # the datamodule imports Lightning
+
+    spec = datamodule.spec
+    mapping = get_label_mapping(datamodule.eval_mapping, spec)
+    judge_cfg = dict(eval_cfg["judge"])
+    key_source = {
+        "dataset": {"name": datamodule.name},
+        "image_size": list(datamodule.image_size),
+        "label": [spec.label_nc, spec.contain_dontcare_label, datamodule.eval_mapping],
+        "judge": judge_cfg,
+    }
+    datamodule.setup("fit")
+    loader_kwargs = {"batch_size": int(judge_cfg["batch_size"]), "collate_fn": collate}
+    train_loader = torch.utils.data.DataLoader(datamodule.train_set, shuffle=True, **loader_kwargs)
+    val_loader = torch.utils.data.DataLoader(datamodule.val_set, shuffle=False, **loader_kwargs)
+    cache_key = config_hash(key_source)
+    model, report = load_or_train_judge(
+        eval_cfg["cache_dir"],
+        cache_key,
+        train_loader,
+        val_loader,
+        num_classes=mapping.num_classes,
+        ignore_index=mapping.ignore_index,
+        steps=int(judge_cfg["steps"]),
+        lr=float(judge_cfg["lr"]),
+        device=device,
+        seed=int(judge_cfg["seed"]),
+        width=int(judge_cfg["width"]),
+        levels=int(judge_cfg["levels"]),
+        map_label=mapping,
+    )
+    identity = {
+        "cache_key": cache_key,
+        "steps": int(judge_cfg["steps"]),
+        "seed": int(judge_cfg["seed"]),
+    }
+    return JudgeSegmenter(model, device), {**report, "identity": identity}
+
+
+def generators_to_score(module: Any, wanted: list[str]) -> dict[str, bool]:
+    names = {}
+    if "raw" in wanted:
+        names["generator"] = False
+    if "ema" in wanted and module.generator_ema is not None:
+        names["generator_ema"] = True
+    if not names:
+        raise ValueError(f"eval.generators={wanted} selects nothing; use [raw] and/or [ema]")
+    return names

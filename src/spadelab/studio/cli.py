@@ -6,8 +6,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from spadelab.commands.args import parse_args, parse_int, parse_list
 from spadelab.runtime import describe_error, is_user_error
-from spadelab.studio.args import parse_args, parse_int, parse_list
 
 LOCALHOST = "127.0.0.1"
 

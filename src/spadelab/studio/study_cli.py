@@ -12,8 +12,8 @@ import random
 import sys
 from collections.abc import Sequence
 
+from spadelab.commands.args import parse_args, parse_bool, parse_int
 from spadelab.runtime import describe_error, is_user_error
-from spadelab.studio.args import parse_args, parse_bool, parse_int
 
 USAGE = __doc__.split("\n\n", 1)[1].rstrip()
 LOCALHOST = "127.0.0.1"

@@ -195,7 +195,7 @@ def format_difference(column: str, estimate: Estimate) -> str:
 
 def paper_setting_params(experiment: Experiment, row: Row) -> float | None:
     """Generator parameters of the row at the paper's COCO-Stuff setting (meta device)."""
-    from spadelab.params import COCO_SETTING, generator_parameters
+    from spadelab.commands.params import COCO_SETTING, generator_parameters
 
     assert row.overrides is not None
     overrides = [*COCO_SETTING, *experiment.base_overrides, *row.overrides]

@@ -223,14 +223,14 @@ def _row(entry: Any, path: Path) -> Row:
 
 
 def _param_row(label: str, path: Path, where: str) -> Any:
-    """The paper's generator rows live in ``spadelab.params.ROWS``; tables reuse them by label."""
-    from spadelab.params import ROWS
+    """The paper's generator rows live in ``spadelab.commands.params.ROWS``; tables reuse them by label."""
+    from spadelab.commands.params import ROWS
 
     for row in ROWS:
         if row.label == label:
             return row
     raise ConfigError(
-        f"{path}: {where}: params_row {label!r} is not in spadelab.params.ROWS; "
+        f"{path}: {where}: params_row {label!r} is not in spadelab.commands.params.ROWS; "
         f"known: {', '.join(r.label for r in ROWS)}"
     )
 

@@ -517,12 +517,12 @@ def run_row(cfg: DictConfig) -> dict[str, Any] | None:
         (run_dir / "FAILED.json").unlink(missing_ok=True)
         log.info("%s is complete (metrics.json); skipped", run_dir)
         return read_metrics(run_dir)
-    from spadelab.train import train
+    from spadelab.commands.train import train
 
     summary = train(cfg)
     if not summary.get("is_global_zero", True):
         return summary  # other DDP ranks: rank 0 evaluates
-    from spadelab.evaluate import evaluate
+    from spadelab.commands.evaluate import evaluate
 
     sweep = cfg.get("sweep") or {}
     cache_dir = Path(str(sweep.get("dir") or run_dir.parent)) / ".cache"
