@@ -200,6 +200,15 @@ def _kind(target: str) -> str | None:
     return {"TensorBoardLogger": "tensorboard", "WandbLogger": "wandb"}.get(name)
 
 
+def logger_kwargs(logger_cfg: Mapping[str, Any], cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Extra arguments of a logger built from ``logger_cfg``: wandb's run starts with the axes
+    as top-level config keys (``wandb.init(config=...)``, in whichever process Lightning starts
+    it), so the training curves can be grouped by them before any evaluation."""
+    if _kind(str(logger_cfg.get("_target_", ""))) == "wandb":
+        return {"config": run_axes(cfg)}
+    return {}
+
+
 def log_evaluation(
     loggers: Iterable[Any], cfg: Mapping[str, Any], metrics: Mapping[str, float], step: int
 ) -> None:
