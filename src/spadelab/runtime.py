@@ -263,13 +263,43 @@ def describe_error(error: BaseException) -> str:
         return (
             f"permission denied writing {error.filename}; make it writable or choose another path"
         )
+    if type(error).__name__ == "MissingConfigException":
+        # "Could not find 'data/x'", the options one per line, then the search path.
+        text = str(error).split("Config search path")[0].splitlines()
+        options = [line.strip() for line in text[1:] if line.strip()]
+        if options and options[0].endswith(":"):
+            return f"{text[0]}; {options[0]} {', '.join(options[1:])}"
+        return text[0]
     message = str(error).strip().splitlines()
+    # OmegaConf's context lines ("full_key: ...", "object_type=...") repeat the first line.
+    message = [
+        line for line in message if not line.strip().startswith(("full_key:", "object_type="))
+    ]
     if message and "in DataLoader worker process" in message[0]:
         # The worker's exception re-raised with its traceback inside: keep its last line.
         last = message[-1].strip()
         message = [last.split(": ", 1)[1] if ": " in last else last]
     text = " ".join(line.strip() for line in message if line.strip()) or type(error).__name__
     return text if is_user_error(error) else f"{type(error).__name__}: {text}"
+
+
+def command_error(command: str, error: BaseException) -> int:
+    """The commands' one error path: bad input becomes one line ``spadelab COMMAND: error:
+    ...`` on stderr and exit code 2, or 1 when the data itself is bad (unreadable or corrupt
+    files); a bug is re-raised with its traceback, as is everything under SPADELAB_DEBUG=1."""
+    from spadelab.data.check import DataError
+
+    if os.environ.get("SPADELAB_DEBUG") or not (
+        is_user_error(error) or isinstance(error, DataError | FileExistsError)
+    ):
+        raise error
+    print(f"spadelab {command}: error: {describe_error(error)}", file=sys.stderr)
+    root = error
+    while root.__cause__ is not None:
+        root = root.__cause__
+    path_errors = (FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
+    corrupt = isinstance(root, OSError) and not isinstance(root, path_errors)
+    return 1 if isinstance(root, DataError) or corrupt else 2
 
 
 def is_user_error(error: BaseException) -> bool:

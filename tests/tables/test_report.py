@@ -379,7 +379,7 @@ def test_report_command_errors_name_the_fix(fabricated, tmp_path: Path, capsys) 
     err = capsys.readouterr().err
     assert "no sweep at" in err and "spadelab sweep" in err
     assert report.cli([str(experiment.path), "colour=blue"]) == 2
-    assert "unknown argument 'colour=blue'" in capsys.readouterr().err
+    assert "unknown setting colour=; valid settings: sweep_dir" in capsys.readouterr().err
     assert report.cli([str(experiment.path), "generator=best"]) == 2
     assert "generator_ema" in capsys.readouterr().err
 

@@ -1,12 +1,20 @@
-"""``key=value`` arguments for the studio and study commands (Hydra-style, without Hydra).
+"""``key=value`` arguments of the commands that are not Hydra apps (Hydra's look, no Hydra).
 
-These commands take no config group, so a small parser with the same look is enough: unknown
-keys and missing values fail in one line that names the key and the valid ones.
+- :func:`parse_args`: a command's own settings only (studio, study, report); an unknown key
+  fails in one line that names it and the valid ones.
+- :func:`split_overrides`: a command's own settings, and the rest as Hydra overrides of the
+  config it composes (params, bench, sweep, data).
+
+Values stay strings; :func:`parse_value` reads YAML (``seeds=[0,1]``, ``dry_run=true``).
+Errors are ``ValueError``s, shown by ``runtime.command_error``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+import yaml
 
 
 def parse_args(
@@ -21,11 +29,35 @@ def parse_args(
             continue
         key, value = item.split("=", 1)
         if key not in valid and not any(key.startswith(p) for p in prefixes):
-            raise ValueError(
-                f"spadelab {command}: unknown setting {key}=; valid settings: {', '.join(valid)}"
-            )
+            raise ValueError(f"unknown setting {key}=; valid settings: {', '.join(valid)}")
         values[key] = value
     return values, positional
+
+
+def split_overrides(
+    argv: Sequence[str], command: str, options: Sequence[str]
+) -> tuple[dict[str, str], list[str]]:
+    """``["iterations=5", "model=pix2pixhd"]`` -> ({"iterations": "5"}, ["model=pix2pixhd"]):
+    keys in ``options`` are the command's own; every other argument is a Hydra override."""
+    values: dict[str, str] = {}
+    overrides: list[str] = []
+    for item in argv:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(
+                f"argument {item!r} is not key=value; `spadelab {command}` takes its settings "
+                "and Hydra overrides as key=value"
+            )
+        if key in options:
+            values[key] = value
+        else:
+            overrides.append(item)
+    return values, overrides
+
+
+def parse_value(value: str) -> Any:
+    """A value as YAML reads it: ``[0,1]`` a list, ``true`` a bool, ``3`` an int, ``''`` None."""
+    return yaml.safe_load(value) if value else None
 
 
 def parse_list(value: str) -> list[str]:
@@ -43,6 +75,13 @@ def parse_bool(value: str, key: str) -> bool:
     if lowered in ("false", "0", "no"):
         return False
     raise ValueError(f"{key}={value} must be true or false")
+
+
+def parse_float(value: str, key: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{key}={value} must be a number") from None
 
 
 def parse_int(value: str, key: str) -> int:

@@ -42,6 +42,7 @@ USAGE = (
 # Checkpoints, sample grids, logs and progress bars are not part of the step: the Trainer gets
 # only the perf callback and the timer (EMA, when enabled, is: it runs inside training_step).
 QUIET = ["logger=none"]
+COUNTS = ("iterations", "warmup", "repeats")  # bench's own integer settings
 
 
 def parse_compare(text: str) -> list[list[str]]:
@@ -386,32 +387,25 @@ def report(result: dict[str, Any]) -> str:
 
 
 def cli(argv: list[str]) -> int:
-    from spadelab.runtime import describe_error, is_user_error
+    from spadelab.commands.args import parse_float, parse_int, split_overrides
+    from spadelab.runtime import command_error
 
-    options: dict[str, Any] = {}
-    overrides, out = [], Path("bench.json")
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(USAGE)
+        return 0
     try:
-        for arg in argv:
-            key, _, value = arg.partition("=")
-            if arg in ("-h", "--help"):
-                print(USAGE)
-                return 0
-            if key in ("iterations", "warmup", "repeats"):
-                options[key] = int(value)
-            elif key == "peak_tflops":
-                options[key] = float(value)
-            elif key == "compare":
-                options[key] = parse_compare(value)
-            elif key == "out":
-                out = Path(value)
-            else:
-                overrides.append(arg)
+        values, overrides = split_overrides(
+            argv, "bench", (*COUNTS, "peak_tflops", "compare", "out")
+        )
+        options: dict[str, Any] = {k: parse_int(v, k) for k, v in values.items() if k in COUNTS}
+        if "peak_tflops" in values:
+            options["peak_tflops"] = parse_float(values["peak_tflops"], "peak_tflops")
+        if "compare" in values:
+            options["compare"] = parse_compare(values["compare"])
+        out = Path(values.get("out", "bench.json"))
         result = bench(overrides, **options)
-    except Exception as error:  # noqa: BLE001 - bad input is one line, the rest re-raised
-        if not is_user_error(error):
-            raise
-        print(f"spadelab bench: error: {describe_error(error)}", file=sys.stderr)
-        return 2
+    except Exception as error:  # noqa: BLE001 - the one error path re-raises bugs
+        return command_error("bench", error)
     out.write_text(json.dumps(result, indent=2))
     print(f"{report(result)}\n  written to {out}")
     return 0

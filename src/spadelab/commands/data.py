@@ -16,11 +16,13 @@ get the traceback.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from spadelab.commands.args import split_overrides
+from spadelab.runtime import command_error
 
 COMMANDS = ("preview", "check", "export-synthetic")
 USAGE = """usage: spadelab data {preview,check,export-synthetic} [key=value ...]
@@ -40,63 +42,6 @@ EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
 
 class UsageError(ValueError):
     """A command-line or config problem (exit code 2)."""
-
-
-def _fail(command: str, message: str, code: int) -> int:
-    print(f"spadelab data {command}: error: {message}", file=sys.stderr)
-    return code
-
-
-def _one_line(error: BaseException) -> str:
-    """An error message on one line."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    # Hydra appends "full_key: ..." / "object_type=..." context lines; the first line says it.
-    lines = [line for line in lines if not line.startswith(("full_key:", "object_type="))]
-    return "; ".join(lines) or type(error).__name__
-
-
-def _innermost(error: BaseException) -> BaseException:
-    while error.__cause__ is not None:
-        error = error.__cause__
-    return error
-
-
-def _message(error: BaseException) -> str:
-    from hydra.errors import ConfigCompositionException, MissingConfigException
-
-    if isinstance(error, MissingConfigException):
-        # "Could not find 'data/x'", then the options one per line, then the search path.
-        text = str(error).split("Config search path")[0].splitlines()
-        head, options = text[0], [line.strip() for line in text[1:] if line.strip()]
-        if options and options[0].endswith(":"):
-            return f"{head}; {options[0]} {', '.join(options[1:])}"
-        return head
-    if isinstance(error, ConfigCompositionException):
-        # Hydra's own text ("Could not override 'foo'. To append ... use +foo=1") is the useful
-        # part; the cause only adds "Key 'foo' is not in struct".
-        return _one_line(error)
-    root = _innermost(error)
-    key = getattr(root, "full_key", None)
-    if type(root).__name__ == "MissingMandatoryValue" and key:
-        return f"{key} is required; pass {key}=..."
-    return _one_line(root)
-
-
-def _exit_code(error: BaseException) -> int:
-    """1 when the data is at fault (bad or unreadable files), 2 for command line and config."""
-    from hydra.errors import HydraException
-
-    from spadelab.data.check import DataError
-
-    if isinstance(error, HydraException) and not isinstance(error.__cause__, Exception):
-        return EXIT_USAGE  # composition problems (unknown config, bad override)
-    root = _innermost(error)
-    if isinstance(root, DataError):
-        return EXIT_DATA
-    path_errors = (FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
-    if isinstance(root, OSError) and not isinstance(root, path_errors):
-        return EXIT_DATA  # corrupt or truncated files
-    return EXIT_USAGE
 
 
 def compose(overrides: Sequence[str]) -> Any:
@@ -225,32 +170,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return EXIT_OK if argv else EXIT_USAGE
-    command, overrides = argv[0], argv[1:]
-    if command not in HANDLERS:
-        return _fail(command, f"unknown command; choose one of {', '.join(COMMANDS)}", EXIT_USAGE)
-    bad = [arg for arg in overrides if "=" not in arg]
-    if bad:
-        return _fail(command, f"arguments must be key=value overrides, got {bad[0]!r}", EXIT_USAGE)
-
-    from spadelab.data.check import DataError
-
+    command, rest = argv[0], argv[1:]
     try:
-        cfg = compose(overrides)
-        return HANDLERS[command](cfg)
-    except DataError as error:
-        # The data itself is wrong: the message already lists every problem found.
-        print(f"spadelab data {command}: {error}", file=sys.stderr)
-        return EXIT_DATA
-    except Exception as error:
-        if os.environ.get("SPADELAB_DEBUG"):
-            raise
-        return _fail(command, _message(error), _exit_code(error))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        if command not in HANDLERS:
+            raise UsageError(f"unknown command; choose one of {', '.join(COMMANDS)}")
+        _, overrides = split_overrides(rest, f"data {command}", ())
+        return HANDLERS[command](compose(overrides))
+    except Exception as error:  # noqa: BLE001 - the one error path re-raises bugs
+        return command_error(f"data {command}", error)
 
 
 def cli(argv: Sequence[str]) -> int:
     """Entry for ``spadelab data ...`` (the dispatcher passes the words after ``data``)."""
     return main(list(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

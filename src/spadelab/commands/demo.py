@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
 from torchvision.utils import make_grid, save_image
 
 from spadelab.callbacks import label_to_rgb
-from spadelab.config import REPO_ROOT, compose_config
-from spadelab.runtime import describe_error, is_user_error
+from spadelab.config import REPO_ROOT, compose_config, override_value
+from spadelab.runtime import command_error
 
 NUM_SAMPLES = 16
 TRIPLETS_PER_ROW = 4
@@ -73,7 +72,9 @@ def run(overrides: list[str]) -> dict:
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     run_dir = REPO_ROOT / "runs" / "demo" / stamp
     started = time.time()
-    cfg = compose_config("train", [f"run_dir={run_dir}", *overrides])
+    cfg = compose_config(
+        "train", [f"run_dir={override_value(str(run_dir), 'run_dir')}", *overrides]
+    )
     print(
         f"[demo] training {cfg.model.name} ({cfg.norm._target_.rsplit('.', 1)[-1]} + "
         f"{cfg.modulation._target_.rsplit('.', 1)[-1]}) on {cfg.data.name} at "
@@ -104,17 +105,18 @@ def showcase(cfg, run_dir: Path) -> tuple[dict, float, Path]:
 
     datamodule = instantiate(cfg.data)
     batch = write_inputs(datamodule, run_dir / "demo")
-    synth_cfg = OmegaConf.merge(
-        OmegaConf.load(REPO_ROOT / "conf" / "synthesize.yaml"),
-        {
-            "ckpt": str(run_dir),
-            "input": str(run_dir / "demo" / "labels"),
-            "instance": str(run_dir / "demo" / "instances"),
-            "output": str(run_dir / "demo" / "synthesized"),
-        },
+    demo = run_dir / "demo"
+    paths = {
+        "ckpt": run_dir,
+        "input": demo / "labels",
+        "instance": demo / "instances",
+        "output": demo / "synthesized",
+    }
+    synthesize(
+        compose_config(
+            "synthesize", [f"{k}={override_value(str(v), 'run_dir')}" for k, v in paths.items()]
+        )
     )
-    synth_cfg.pop("hydra")
-    synthesize(synth_cfg)
     fakes = [
         Image.open(run_dir / "demo" / "synthesized" / f"{i:02d}.png")
         for i in range(len(batch["label"]))
@@ -129,23 +131,18 @@ def showcase(cfg, run_dir: Path) -> tuple[dict, float, Path]:
     save_image(grid, grid_path)
     synthesized = time.time()
 
-    eval_cfg = OmegaConf.load(REPO_ROOT / "conf" / "evaluate.yaml")
-    eval_cfg.pop("hydra")
-    eval_cfg.pop("defaults")
-    eval_cfg.ckpt = str(run_dir)
-    eval_cfg.data = None
-    metrics = evaluate(eval_cfg)
+    # The run's own dataset (data: null) and judge (eval.judge.steps: null = its scale's).
+    metrics = evaluate(
+        compose_config("evaluate", [f"ckpt={override_value(str(run_dir), 'run_dir')}"])
+    )
     return metrics, synthesized, grid_path
 
 
 def main() -> int:
     try:
         run(sys.argv[1:])
-    except Exception as error:  # noqa: BLE001
-        if not is_user_error(error):
-            raise
-        print(f"spadelab demo: error: {describe_error(error)}", file=sys.stderr)
-        return 2
+    except Exception as error:  # noqa: BLE001 - the one error path re-raises bugs
+        return command_error("demo", error)
     return 0
 
 

@@ -576,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cli(argv: list[str]) -> int:
-    from spadelab.runtime import describe_error, is_user_error
+    from spadelab.runtime import command_error
 
     try:
         args = build_parser().parse_intermixed_args(argv)
@@ -595,11 +595,8 @@ def cli(argv: list[str]) -> int:
         )
     except SystemExit as exit_:  # --help
         return exit_.code if isinstance(exit_.code, int) else 0
-    except Exception as error:  # noqa: BLE001 - bad input is one line; bugs keep a traceback
-        if not (is_user_error(error) or isinstance(error, FileExistsError)):
-            raise
-        print(f"spadelab import-official: error: {describe_error(error)}", file=sys.stderr)
-        return 2
+    except Exception as error:  # noqa: BLE001 - the one error path re-raises bugs
+        return command_error("import-official", error)
     loaded = ", ".join(ROLE_NAMES[r] for r in result.loaded)
     note = (
         f"; no file, random init: {', '.join(ROLE_NAMES[r] for r in result.random)}"

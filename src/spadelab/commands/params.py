@@ -15,8 +15,10 @@ import torch
 from omegaconf import OmegaConf
 
 from spadelab.builders import build_generator
+from spadelab.commands.args import split_overrides
 from spadelab.config import compose_config
 from spadelab.nets.build import count_parameters
+from spadelab.runtime import command_error
 
 COCO_SETTING = (
     "scale=paper",
@@ -146,14 +148,12 @@ def format_table(results: list[dict]) -> str:
 def cli(argv: list[str]) -> int:
     if argv:
         # Any Hydra overrides: one count for that composition (COCO-Stuff unless data= is given).
-        setting = setting_for(argv)
         try:
-            count = generator_parameters([*setting, *argv])
-        except Exception as error:  # noqa: BLE001
-            from spadelab.runtime import describe_error
-
-            print(f"spadelab params: error: {describe_error(error)}", file=sys.stderr)
-            return 2
+            _, overrides = split_overrides(argv, "params", ())
+            setting = setting_for(overrides)
+            count = generator_parameters([*setting, *overrides])
+        except Exception as error:  # noqa: BLE001 - the one error path re-raises bugs
+            return command_error("params", error)
         chosen = any(a.lstrip("+~").startswith("data=") for a in argv)
         where = ", ".join([*argv, *setting] if chosen else [*argv, "paper's COCO-Stuff setting"])
         print(f"generator parameters ({where}): {count:,} ({count / 1e6:.2f}M)")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 
 from spadelab.commands.args import parse_args, parse_int, parse_list
-from spadelab.runtime import describe_error, is_user_error
+from spadelab.runtime import command_error
 
 LOCALHOST = "127.0.0.1"
 
@@ -20,9 +19,7 @@ def cli(argv: Sequence[str]) -> int:
     try:
         values, positional = parse_args(argv, "studio", ["ckpt", "host", "port", "device"])
         if positional or "ckpt" not in values:
-            raise ValueError(
-                "spadelab studio: pass ckpt=RUN_DIR (or ckpt=[RUN_A,RUN_B] for side by side)"
-            )
+            raise ValueError("pass ckpt=RUN_DIR (or ckpt=[RUN_A,RUN_B] for side by side)")
         host = values.get("host", LOCALHOST)
         port = parse_int(values.get("port", "7860"), "port")
         # Gradio is not used, but keep analytics off for any library that honours the flag.
@@ -32,11 +29,8 @@ def cli(argv: Sequence[str]) -> int:
         from spadelab.studio.app import create_studio_app, load_studio
 
         studio = load_studio(parse_list(values["ckpt"]), device=values.get("device", "cpu"))
-    except Exception as error:  # noqa: BLE001
-        if not is_user_error(error):
-            raise
-        print(f"spadelab studio: error: {describe_error(error)}", file=sys.stderr)
-        return 2
+    except Exception as error:  # noqa: BLE001 - the one error path re-raises bugs
+        return command_error("studio", error)
     for note in studio.notes:
         print(f"[studio] note: {note}")
     where = "this machine only" if host == LOCALHOST else f"ANY machine that can reach {host}"

@@ -12,8 +12,8 @@ import random
 import sys
 from collections.abc import Sequence
 
-from spadelab.commands.args import parse_args, parse_bool, parse_int
-from spadelab.runtime import describe_error, is_user_error
+from spadelab.commands.args import parse_args, parse_bool, parse_float, parse_int
+from spadelab.runtime import command_error
 
 USAGE = __doc__.split("\n\n", 1)[1].rstrip()
 LOCALHOST = "127.0.0.1"
@@ -21,17 +21,8 @@ LOCALHOST = "127.0.0.1"
 
 def _study_dir(positional: list[str], action: str) -> str:
     if len(positional) != 1:
-        raise ValueError(
-            f"spadelab study {action}: pass one STUDY_DIR (got {positional or 'none'})"
-        )
+        raise ValueError(f"pass one STUDY_DIR (got {positional or 'none'})")
     return positional[0]
-
-
-def _parse_float(value: str, key: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"{key}={value} must be a number") from None
 
 
 def serve(study_dir: str, host: str = LOCALHOST, port: int = 7861) -> None:
@@ -82,13 +73,10 @@ def cli(argv: Sequence[str]) -> int:
                 rest, "study create", [*valid, "show_label"], ["data."]
             )
             if positional:
-                raise ValueError(f"spadelab study create: unexpected {positional}; use key=value")
+                raise ValueError(f"unexpected {positional}; use key=value")
             for key in ("a", "b", "out"):
                 if key not in values:
-                    raise ValueError(
-                        f"spadelab study create: {key}= is missing; e.g. a=RUN_A b=RUN_B|real "
-                        "out=STUDY_DIR"
-                    )
+                    raise ValueError(f"{key}= is missing; e.g. a=RUN_A b=RUN_B|real out=STUDY_DIR")
             from spadelab.studio.study_create import create
 
             create(
@@ -121,15 +109,12 @@ def cli(argv: Sequence[str]) -> int:
             simulate(
                 _study_dir(positional, action),
                 raters=parse_int(values.get("raters", "5"), "raters"),
-                prefer_a=_parse_float(values.get("prefer_a", "0.7"), "prefer_a"),
+                prefer_a=parse_float(values.get("prefer_a", "0.7"), "prefer_a"),
                 seed=parse_int(values.get("seed", "0"), "seed"),
             )
         else:
             print(f"spadelab study: unknown action {action!r}\n\n{USAGE}", file=sys.stderr)
             return 2
-    except Exception as error:  # noqa: BLE001
-        if not is_user_error(error):
-            raise
-        print(f"spadelab study {action}: error: {describe_error(error)}", file=sys.stderr)
-        return 2
+    except Exception as error:  # noqa: BLE001 - the one error path re-raises bugs
+        return command_error(f"study {action}", error)
     return 0

@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from spadelab.commands.args import parse_args, parse_value
 from spadelab.loggers import wandb_mode
-from spadelab.runtime import ConfigError, describe_error
+from spadelab.runtime import ConfigError, command_error, describe_error
 from spadelab.tables.chart import ChartRow, write_chart
 from spadelab.tables.rundirs import (
     RunResult,
@@ -828,20 +827,17 @@ def cli(argv: Sequence[str]) -> int:
         return 0
     try:
         text = run_report(argv)
-    except (ConfigError, FileNotFoundError) as error:
-        print(f"spadelab report: error: {error}", file=sys.stderr)
-        return 2
+    except Exception as error:  # noqa: BLE001 - the one error path re-raises bugs
+        return command_error("report", error)
     print(text, end="")
     return 0
 
 
 def run_report(argv: Sequence[str]) -> str:
-    options: dict[str, Any] = {}
-    for arg in argv[1:]:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in OPTIONS:
-            raise ConfigError(f"unknown argument {arg!r}; options: {', '.join(OPTIONS)}")
-        options[key] = yaml.safe_load(value) if value else None
+    values, positional = parse_args(argv[1:], "report", OPTIONS)
+    if positional:
+        raise ConfigError(f"unexpected {positional}; after the experiment file pass key=value")
+    options = {key: parse_value(value) for key, value in values.items()}
     experiment = load_experiment(argv[0])
     generator = None if options.get("generator") is None else str(options["generator"])
     if generator is not None and generator not in GENERATOR_CHOICES:

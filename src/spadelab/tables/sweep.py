@@ -39,10 +39,12 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from spadelab.commands.args import parse_value, split_overrides
 from spadelab.config import CONF_DIR, compose_config, override_value
 from spadelab.runtime import (
     ConfigError,
     check_unknown_keys,
+    command_error,
     describe_error,
     run_command,
     validate_targets,
@@ -224,16 +226,13 @@ def parse_arguments(argv: Sequence[str]) -> tuple[str, dict[str, Any], list[str]
             "the first argument is the experiment file, e.g. `spadelab sweep "
             "experiments/table4.yaml scale=smoke`"
         )
-    options: dict[str, Any] = {}
+    values, hydra_overrides = split_overrides(argv[1:], "sweep", sorted(OPTIONS))
+    options = {key: parse_value(value) for key, value in values.items()}
     overrides: list[str] = []
     eval_overrides: list[str] = []
-    for arg in argv[1:]:
-        key, sep, value = arg.partition("=")
-        if not sep:
-            raise ConfigError(f"argument {arg!r} is not key=value (a Hydra override or option)")
-        if key in OPTIONS:
-            options[key] = yaml.safe_load(value) if value else None
-        elif key == "seed":
+    for arg in hydra_overrides:
+        key = arg.partition("=")[0]
+        if key == "seed":
             raise ConfigError("seeds are swept by the sweep: pass seeds=[0,1,2], not seed=")
         elif key.lstrip("+~") in SWEEP_OWNED:
             raise ConfigError(
@@ -451,9 +450,8 @@ def cli(argv: Sequence[str]) -> int:
             spec, options, overrides, eval_overrides = parse_arguments(argv)
             experiment = load_experiment(spec)
             plan_ = plan(experiment, options, overrides, eval_overrides, hold)
-        except (ConfigError, FileNotFoundError) as error:
-            print(f"spadelab sweep: error: {error}", file=sys.stderr)
-            return 2
+        except Exception as error:  # noqa: BLE001 - the one error path re-raises bugs
+            return command_error("sweep", error)
         return launch(plan_, options)
 
 
