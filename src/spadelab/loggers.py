@@ -200,13 +200,18 @@ def _kind(target: str) -> str | None:
     return {"TensorBoardLogger": "tensorboard", "WandbLogger": "wandb"}.get(name)
 
 
-def logger_kwargs(logger_cfg: Mapping[str, Any], cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Extra arguments of a logger built from ``logger_cfg``: wandb's run starts with the axes
-    as top-level config keys (``wandb.init(config=...)``, in whichever process Lightning starts
-    it), so the training curves can be grouped by them before any evaluation."""
-    if _kind(str(logger_cfg.get("_target_", ""))) == "wandb":
-        return {"config": run_axes(cfg)}
-    return {}
+def with_run_axes(logger_cfg: Any, cfg: Mapping[str, Any]) -> Any:
+    """A logger's config, for wandb with the axes as ``config`` (``wandb.init(config=...)``):
+    the run starts with them as top-level keys, in whichever process Lightning starts it, so
+    the training curves can be grouped by them before any evaluation."""
+    if _kind(str(logger_cfg.get("_target_", ""))) != "wandb":
+        return logger_cfg
+    from omegaconf import DictConfig, OmegaConf
+
+    # Resolved first: a merged copy would lose the root that ${run_dir} etc. refer to.
+    if isinstance(logger_cfg, DictConfig):
+        logger_cfg = OmegaConf.to_container(logger_cfg, resolve=True)
+    return {**logger_cfg, "config": run_axes(cfg)}
 
 
 def log_evaluation(

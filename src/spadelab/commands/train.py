@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from spadelab.callbacks import SkippedFilesReport
 from spadelab.checkpoints import check_checkpoint_matches, resume_checkpoint
 from spadelab.config import CONF_DIR
-from spadelab.loggers import logger_kwargs, wandb_mode
+from spadelab.loggers import wandb_mode, with_run_axes
 from spadelab.module import SemanticSynthesis
 from spadelab.perf import performance_callbacks
 from spadelab.runtime import (
@@ -122,7 +122,7 @@ def _fit(
     skipped = SkippedFilesReport()
     callbacks.append(skipped)
     loggers = [
-        instantiate(c, **logger_kwargs(c, plain)) for c in (cfg.get("logger") or {}).values() if c
+        instantiate(with_run_axes(c, plain)) for c in (cfg.get("logger") or {}).values() if c
     ]
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
