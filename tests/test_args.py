@@ -63,3 +63,14 @@ def test_command_error_reraises_bugs_and_everything_under_debug(monkeypatch) -> 
     monkeypatch.setenv("SPADELAB_DEBUG", "1")
     with pytest.raises(ValueError):
         command_error("params", ValueError("bad input"))
+
+
+def test_command_error_of_an_unknown_config_choice(capsys: pytest.CaptureFixture[str]) -> None:
+    from spadelab.config import compose_config
+
+    with pytest.raises(Exception) as caught:
+        compose_config("train", ["run_dir=.", "norm=batchh"])
+    assert command_error("params", caught.value) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("spadelab params: error: In 'train': Could not find 'norm/batchh'; ")
+    assert "Available options in 'norm': batch, instance" in line

@@ -294,6 +294,8 @@ def command_error(command: str, error: BaseException) -> int:
     ):
         raise error
     print(f"spadelab {command}: error: {describe_error(error)}", file=sys.stderr)
+    if isinstance(error, HydraException) and not isinstance(error.__cause__, Exception):
+        return 2  # composition (an unknown config, a bad override): no file was read
     root = error
     while root.__cause__ is not None:
         root = root.__cause__
