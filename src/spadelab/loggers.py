@@ -211,7 +211,8 @@ def with_run_axes(logger_cfg: Any, cfg: Mapping[str, Any]) -> Any:
     # Resolved first: a merged copy would lose the root that ${run_dir} etc. refer to.
     if isinstance(logger_cfg, DictConfig):
         logger_cfg = OmegaConf.to_container(logger_cfg, resolve=True)
-    return {**logger_cfg, "config": run_axes(cfg)}
+    # _convert_: wandb gets a plain dict, not an OmegaConf node it cannot serialize.
+    return {**logger_cfg, "config": run_axes(cfg), "_convert_": "all"}
 
 
 def log_evaluation(
