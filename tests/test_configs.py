@@ -9,6 +9,7 @@ import torch
 from hydra.errors import HydraException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationKeyError
 
 from spadelab import builders
 from spadelab.config import CONF_DIR
@@ -126,10 +127,97 @@ def test_pix2pixhd_preset(compose_train) -> None:
     assert compose_train("model=pix2pixhd", "norm=batch").norm._target_.endswith(".batch")
 
 
-def test_encoder_vae_switches_the_generator_to_noise(compose_train) -> None:
-    cfg = compose_train("encoder=vae")
-    assert cfg.encoder._target_.endswith("ConvEncoder")
-    assert cfg.model.generator.input == "noise"
+MODELS = [c for g, c in CHOICES if g == "model"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_encoder_vae_switches_the_generator_to_noise(compose_train, model: str) -> None:
+    # encoder/generator/vae.yaml, merged after the model preset, writes model.generator.input
+    # itself: no global key that presets read back with a default.
+    cfg = compose_train(f"model={model}")
+    vae = compose_train(f"model={model}", "encoder=vae")
+    if "input" not in cfg.model.generator:
+        # A generator without a z input cannot take the encoder's: refused, naming the key
+        # (the encoder's z_dim has nothing to read, or the generator has no input).
+        with pytest.raises((ConfigError, InterpolationKeyError), match=r"model\.generator\."):
+            validate_targets(vae)
+        return
+    assert vae.encoder._target_.endswith("ConvEncoder")
+    assert vae.model.generator.input == "noise" and "generator_input" not in vae
+    # Without the encoder, only the preset that turns the VAE on itself starts from noise.
+    expected = "noise" if cfg.encoder is not None else "segmap"
+    assert cfg.model.generator.input == expected, model
+    assert (cfg.encoder is not None) == (model == "unpool_vaegan")
+
+
+MULTISCALE = {
+    "_target_": "spadelab.nets.discriminator.MultiscaleDiscriminator",
+    "ndf": 32,
+    "n_layers": 4,
+    "num_D": 2,
+    "norm": "instance",
+    "spectral_norm": True,
+}
+OASIS_D = {
+    "_target_": "spadelab.nets.oasis.OASISDiscriminator",
+    "ndf": 32,
+    "num_res_blocks": 6,
+    "spectral_norm": True,
+}
+# Each preset's discriminator at scale=cpu on the synthetic data (label_nc 10 + instance edges),
+# composed and counted before conf/model/discriminator/ existed, when every preset spelled it out.
+DISCRIMINATORS = {
+    "crn": (MULTISCALE, 1_398_850),
+    "oasis": (OASIS_D, 5_565_612),
+    "pix2pixhd": ({**MULTISCALE, "spectral_norm": False}, 1_398_850),
+    "pix2pixhd_pp": (MULTISCALE, 1_398_850),
+    "reduced_gaugan": (MULTISCALE, 1_398_850),
+    "spade_decoder": (MULTISCALE, 1_398_850),
+    "spade_oasis_d": (OASIS_D, 5_565_612),
+    "unpool_vaegan": (MULTISCALE, 1_398_850),
+}
+
+
+def test_every_model_preset_is_pinned() -> None:
+    assert sorted(DISCRIMINATORS) == MODELS
+
+
+@pytest.mark.parametrize("model", sorted(DISCRIMINATORS))
+def test_model_presets_select_their_discriminator(compose_train, model: str) -> None:
+    expected, params = DISCRIMINATORS[model]
+    cfg = OmegaConf.to_container(compose_train(f"model={model}"), resolve=True)
+    assert cfg["model"]["discriminator"] == expected and "discriminator" not in cfg
+    discriminator = builders.build_discriminator(cfg)
+    assert sum(p.numel() for p in discriminator.parameters()) == params
+
+
+def test_discriminator_choices_and_the_deeper_discriminator(compose_train) -> None:
+    choices = sorted(p.stem for p in (CONF_DIR / "model" / "discriminator").glob("*.yaml"))
+    assert choices == ["multiscale", "oasis"]
+    # Table 5's "deeper discriminator": one more layer per scale.
+    deeper = OmegaConf.to_container(compose_train("model.discriminator.n_layers=5"), resolve=True)
+    assert deeper["model"]["discriminator"] == {**MULTISCALE, "n_layers": 5}
+    assert sum(p.numel() for p in builders.build_discriminator(deeper).parameters()) == 5_601_346
+    # The group is a choice on the command line; the preset's own settings still apply on top.
+    swapped = compose_train("model/discriminator=oasis")
+    assert OmegaConf.to_container(swapped.model.discriminator, resolve=True) == OASIS_D
+    plain = compose_train("model=pix2pixhd", "model/discriminator=multiscale")
+    assert plain.model.discriminator.spectral_norm is False
+
+
+@pytest.mark.parametrize("data", [c for g, c in CHOICES if g == "data"])
+def test_the_data_config_is_the_home_of_num_upsampling_layers(compose_train, data: str) -> None:
+    root = [] if data == "synthetic" else [DATASET_ROOT]
+    overrides = [f"data={data}", "scale=paper", *REQUIRED.get(("data", data), root)]
+    cfg = compose_train(*overrides)
+    assert cfg.data.num_upsampling_layers == ("more" if data == "cityscapes" else "normal")
+    for model in ("spade_decoder", "spade_oasis_d", "unpool_vaegan"):
+        generator = compose_train(*overrides, f"model={model}").model.generator
+        assert generator.num_upsampling_layers == cfg.data.num_upsampling_layers, model
+    # The small scales undo Cityscapes' extra upsampling, which their sizes cannot hold.
+    assert compose_train(*overrides, "scale=smoke").model.generator.num_upsampling_layers == (
+        "normal"
+    )
 
 
 def test_reduced_gaugan_preset(compose_train) -> None:

@@ -190,10 +190,11 @@ def _top_level_keys(name: str) -> frozenset[str]:
     groups = set()
     for entry in config.get("defaults", []):
         if isinstance(entry, dict):
-            groups.update(str(key).split("/")[0].replace("override ", "") for key in entry)
+            # "override /norm", "optional encoder/generator": the group's first folder.
+            groups.update(str(key).split()[-1].lstrip("/").split("/")[0] for key in entry)
     own = {key for key in config if key not in ("defaults", "hydra")}
-    # generator_input: set by encoder=vae for the model presets; sweep: added by spadelab sweep.
-    extra = {"generator_input", "sweep"} if name == "train" else set()
+    # sweep: added by spadelab sweep to the configs of its rows.
+    extra = {"sweep"} if name == "train" else set()
     return frozenset(groups | own | extra)
 
 

@@ -33,6 +33,9 @@ class SemanticDataModule(pl.LightningDataModule):
         crop_size: int = 256,
         load_size: int | None = None,
         aspect_ratio: float = 1.0,
+        # Not the loader's: the data config is this setting's one home because it depends on
+        # the image size (official: Cityscapes at 512x256 "more"); the SPADE presets read it as
+        # model.generator.num_upsampling_layers=${data.num_upsampling_layers}.
         num_upsampling_layers: str = "normal",
         preprocess_mode: str = "resize_and_crop",
         flip: bool = True,
@@ -70,8 +73,6 @@ class SemanticDataModule(pl.LightningDataModule):
         self.eval_mapping = eval_mapping
         self.crop_size = crop_size
         self.aspect_ratio = aspect_ratio
-        # A geometry fact of the dataset that the SPADE decoder reads (official: Cityscapes "more").
-        self.num_upsampling_layers = num_upsampling_layers
         self.train_transform = PairedTransform(
             preprocess_mode, load_size, crop_size, aspect_ratio, flip=flip
         )
