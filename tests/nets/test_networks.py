@@ -17,6 +17,7 @@ from spadelab.nets.crn import CRNGenerator
 from spadelab.nets.discriminator import MultiscaleDiscriminator
 from spadelab.nets.encoder import ConvEncoder, reparameterize
 from spadelab.nets.generators import (
+    DecoderContext,
     Pix2PixHDGenerator,
     SPADEGenerator,
     UnpoolSPADEGenerator,
@@ -293,6 +294,15 @@ def test_unpool_generator_uses_max_unpool(compose_train, label_map) -> None:
     # The unpool positions come from the label map.
     assert any(not torch.equal(first[k], second[k]) for k in first)
     assert inputs["up_3"].shape[-2:] == (64, 64)
+
+    # The typed context: the label features for the first block and one index map per unpool.
+    labels = label_map(2, net.semantic_nc, 64, 64, seed=0)
+    context = net.decoder_context(labels)
+    assert isinstance(context, DecoderContext) and len(context.unpool_indices) == net.num_up - 1
+    assert context.features is not None
+    assert context.features.shape == (2, net.head_0.in_channels, net.sh, net.sw)
+    plain = builders.build_generator(_config(compose_train, "data.crop_size=64", "norm=batch"))
+    assert type(plain) is SPADEGenerator and plain.decoder_context(labels) == DecoderContext()
 
 
 # --- Discriminator ---------------------------------------------------------------------------

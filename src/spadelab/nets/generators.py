@@ -6,6 +6,7 @@ a ``norm_layer`` factory built from the ``norm`` and ``modulation`` config group
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import Enum
 
 import torch
@@ -43,6 +44,19 @@ class Upsamplings(str, Enum):
 
 
 NUM_UPSAMPLINGS = {Upsamplings.normal: 5, Upsamplings.more: 6, Upsamplings.most: 7}
+
+
+@dataclass
+class DecoderContext:
+    """What a SPADE decoder variant derives from the label map before decoding.
+
+    ``features`` (N, 16 ngf, sh, sw) are added to the first features; ``unpool_indices`` are
+    max-pooling indices, finest first, that the upsamplings may unpool with. The plain SPADE
+    decoder has neither; :class:`UnpoolSPADEGenerator` fills both.
+    """
+
+    features: torch.Tensor | None = None
+    unpool_indices: list[torch.Tensor] = field(default_factory=list)
 
 
 class SPADEGenerator(nn.Module):
@@ -104,11 +118,12 @@ class SPADEGenerator(nn.Module):
             return self.fc(z).view(label_map.shape[0], -1, self.sh, self.sw)
         return self.fc(F.interpolate(label_map, size=(self.sh, self.sw), mode="nearest"))
 
-    def upsample(self, x: torch.Tensor, step: int, context: object) -> torch.Tensor:
+    def upsample(self, x: torch.Tensor, step: int, context: DecoderContext) -> torch.Tensor:
+        """The ``step``-th doubling of the decoder's resolution (0: the coarsest)."""
         return F.interpolate(x, scale_factor=2, mode="nearest")
 
-    def decoder_context(self, label_map: torch.Tensor) -> object:
-        return None
+    def decoder_context(self, label_map: torch.Tensor) -> DecoderContext:
+        return DecoderContext()
 
     def forward(self, label_map: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         assert label_map.shape[1] == self.semantic_nc, (
@@ -116,7 +131,8 @@ class SPADEGenerator(nn.Module):
         )
         context = self.decoder_context(label_map)
         x = self.initial_features(label_map, z)
-        x = self._add_context(x, context)
+        if context.features is not None:
+            x = x + context.features
         step = 0
         for name in self.block_names:
             if self.upsample_before.get(name, False):
@@ -124,9 +140,6 @@ class SPADEGenerator(nn.Module):
                 step += 1
             x = getattr(self, name)(x, label_map)
         return torch.tanh(self.conv_img(leaky_relu(x)))
-
-    def _add_context(self, x: torch.Tensor, context: object) -> torch.Tensor:
-        return x
 
 
 class LabelPoolEncoder(nn.Module):
@@ -173,16 +186,13 @@ class UnpoolSPADEGenerator(SPADEGenerator):
     def fc_out_channels(self) -> int:
         return self.head_0.in_channels
 
-    def decoder_context(self, label_map: torch.Tensor) -> object:
+    def decoder_context(self, label_map: torch.Tensor) -> DecoderContext:
         size = (self.sh * 2 ** (self.num_up - 1), self.sw * 2 ** (self.num_up - 1))
         bottleneck, indices = self.label_encoder(F.interpolate(label_map, size, mode="nearest"))
-        return bottleneck, indices
+        return DecoderContext(features=self.fc_labels(bottleneck), unpool_indices=indices)
 
-    def _add_context(self, x: torch.Tensor, context: object) -> torch.Tensor:
-        return x + self.fc_labels(context[0])
-
-    def upsample(self, x: torch.Tensor, step: int, context: object) -> torch.Tensor:
-        indices = context[1]
+    def upsample(self, x: torch.Tensor, step: int, context: DecoderContext) -> torch.Tensor:
+        indices = context.unpool_indices
         if step >= len(indices):
             return F.interpolate(x, scale_factor=2, mode="nearest")
         idx = indices[len(indices) - 1 - step]
@@ -267,6 +277,7 @@ class Pix2PixHDGenerator(nn.Module):
 
 
 __all__ = [
+    "DecoderContext",
     "GeneratorInput",
     "Pix2PixHDGenerator",
     "SPADEGenerator",
