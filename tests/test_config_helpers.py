@@ -40,3 +40,11 @@ def test_judge_defaults_have_one_home() -> None:
     assert dict(tuned.eval.judge) == dataclasses.asdict(JudgeConfig(steps=7, lr=0.5))
     callback = EvaluationCallback(judge_steps=9)
     assert callback.eval_cfg["judge"] == dataclasses.asdict(JudgeConfig(steps=9))
+
+
+def test_judge_values_are_checked_like_every_plain_key() -> None:
+    from spadelab.runtime import check_unknown_keys
+
+    cfg = compose_config("evaluate", ["ckpt=x", "eval.judge.lr=abc"])
+    with pytest.raises(ValueError, match=r"eval\.judge\.lr='abc' is not a valid value"):
+        check_unknown_keys(cfg)

@@ -3,6 +3,7 @@ schemas of the plain (``_target_``-less) config sections."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -168,8 +169,10 @@ class ExperimentConfig:
 
 
 # The judge's settings have one home, JudgeConfig: conf/evaluate.yaml takes its defaults from
-# here (``- /schema/judge@eval.judge``) and the in-training EvaluationCallback builds one.
-ConfigStore.instance().store(group="schema", name="judge", node=JudgeConfig)
+# here (``- /schema/judge@eval.judge``) and the in-training EvaluationCallback builds one. Stored
+# as a plain dict: check_unknown_keys checks keys and types with the valid keys listed, where a
+# typed node would fail inside Hydra with "Error merging override".
+ConfigStore.instance().store(group="schema", name="judge", node=dataclasses.asdict(JudgeConfig()))
 
 SECTION_SCHEMAS: dict[str, type] = {
     "loss": LossConfig,
