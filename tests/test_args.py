@@ -74,3 +74,17 @@ def test_command_error_of_an_unknown_config_choice(capsys: pytest.CaptureFixture
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("spadelab params: error: In 'train': Could not find 'norm/batchh'; ")
     assert "Available options in 'norm': batch, instance" in line
+
+
+def test_command_error_of_a_wrapped_composition_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """``spadelab sweep`` wraps Hydra's error in its own sentence: still a usage error."""
+    from spadelab.config import compose_config
+    from spadelab.runtime import ConfigError
+
+    try:
+        compose_config("train", ["run_dir=.", "norm=batchy"])
+    except Exception as error:  # noqa: BLE001
+        wrapped = ConfigError(f"the sweep's overrides do not compose: {error}")
+        wrapped.__cause__ = error
+    assert command_error("sweep", wrapped) == 2
+    capsys.readouterr()

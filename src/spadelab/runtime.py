@@ -294,11 +294,15 @@ def command_error(command: str, error: BaseException) -> int:
     ):
         raise error
     print(f"spadelab {command}: error: {describe_error(error)}", file=sys.stderr)
-    if isinstance(error, HydraException) and not isinstance(error.__cause__, Exception):
-        return 2  # composition (an unknown config, a bad override): no file was read
-    root = error
-    while root.__cause__ is not None:
-        root = root.__cause__
+    chain = [error]
+    while chain[-1].__cause__ is not None:
+        chain.append(chain[-1].__cause__)
+    root = chain[-1]
+    # Composition (an unknown config choice, a bad override) reads no data file; instantiate
+    # only wraps what the data classes raised.
+    composing = [e for e in chain if isinstance(e, HydraException)]
+    if any(not isinstance(e, InstantiationException) for e in composing):
+        return 2
     path_errors = (FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
     corrupt = isinstance(root, OSError) and not isinstance(root, path_errors)
     return 1 if isinstance(root, DataError) or corrupt else 2
