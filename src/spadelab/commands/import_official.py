@@ -24,7 +24,6 @@ channel 0 = "other". The import therefore pins ``data.dataset.other_last=false``
 from __future__ import annotations
 
 import argparse
-import inspect
 import math
 import re
 import sys
@@ -83,12 +82,6 @@ OFFICIAL_OPTIONS: dict[str, tuple[int, bool, tuple[str, ...]]] = {
 }
 
 
-def _datamodule_default(key: str) -> Any:
-    from spadelab.data.datamodule import SemanticDataModule
-
-    return inspect.signature(SemanticDataModule).parameters[key].default
-
-
 def official_dataset(name: str) -> OfficialDataset:
     path = CONF_DIR / "data" / f"{name}.yaml"
     data = yaml.safe_load(path.read_text())
@@ -101,10 +94,7 @@ def official_dataset(name: str) -> OfficialDataset:
         load_size=int(data["load_size"]),
         aspect_ratio=float(data["aspect_ratio"]),
         preprocess_mode=str(data["preprocess_mode"]),
-        # A data config without the key builds the datamodule's default.
-        num_upsampling_layers=str(
-            data.get("num_upsampling_layers", _datamodule_default("num_upsampling_layers"))
-        ),
+        num_upsampling_layers=str(data["num_upsampling_layers"]),
         official_label_nc=official_label_nc,
         official_dontcare=official_dontcare,
         extra_overrides=extra,
