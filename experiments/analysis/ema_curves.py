@@ -43,18 +43,17 @@ def main() -> None:
     print(f"{len(points)} runs with EMA under {root}")
     print("| after | raw mIoU | EMA mIoU | EMA - raw (paired, 95% CI) |")
     print("|---|---:|---:|---:|")
-    for k in range(max(len(p) for p in points.values())):
-        at = {name: p[k] for name, p in points.items() if k < len(p)}
-        raw = {i: v[1] for i, v in enumerate(at.values())}
-        ema = {i: v[2] for i, v in enumerate(at.values())}
-        steps = {v[0] for v in at.values()}
-        label = (
-            "final (200 val images)" if steps == {-1} else f"{max(steps)} iterations (64 images)"
-        )
+    # Group by iteration, not by position: a resumed run can miss an evaluation row.
+    for step in sorted({v[0] for p in points.values() for v in p}, key=lambda s: (s < 0, s)):
+        at = {name: v for name, p in points.items() for v in p if v[0] == step}
+        raw = {name: v[1] for name, v in at.items()}
+        ema = {name: v[2] for name, v in at.items()}
+        label = "final (200 val images)" if step == -1 else f"{step} iterations (64 images)"
         diff = paired_difference(ema, raw)
         print(
             f"| {label} | {mean_ci(list(raw.values())).mean:.1f} | "
-            f"{mean_ci(list(ema.values())).mean:.1f} | {diff.mean:+.1f} ± {diff.half_width:.1f} |"
+            f"{mean_ci(list(ema.values())).mean:.1f} | {diff.mean:+.1f} ± {diff.half_width:.1f} "
+            f"(n = {len(at)}) |"
         )
 
 
