@@ -9,19 +9,22 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from spadelab.config import compose_config
 from spadelab.runtime import ConfigError, slurm_job_id
 from spadelab.tables import sweep
 
 
 def compose(tmp_path: Path, *overrides: str) -> DictConfig:
-    return sweep.compose_train(
+    return compose_config(
+        "train",
         [
             "run_dir=x",
             "hydra/launcher=slurm",
             f"hydra.sweep.dir={tmp_path}",
             "hydra.job.name=sweep",
             *overrides,
-        ]
+        ],
+        with_hydra=True,
     )
 
 
