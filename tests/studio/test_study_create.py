@@ -65,17 +65,18 @@ def test_create_against_real_images_and_make_table2(
 
 
 @pytest.mark.parametrize(
-    ("extra", "message"),
+    ("extra", "message", "code"),
     [
-        (["n=0"], "n=0 must be >= 1"),
-        (["n=x"], "n=x must be an integer"),
-        # The data= overrides reach the study's data (and its checks).
-        (["data.label_nc=3"], "label out of range"),
+        (["n=0"], "n=0 must be >= 1", 2),
+        (["n=x"], "n=x must be an integer", 2),
+        # The data= overrides reach the study's data (and its checks). The data check's
+        # findings exit 1, as `spadelab data check` does (runtime.command_error).
+        (["data.label_nc=3"], "label out of range", 1),
     ],
 )
-def test_create_errors(segmap_run: Path, tmp_path: Path, capsys, extra, message) -> None:
+def test_create_errors(segmap_run: Path, tmp_path: Path, capsys, extra, message, code) -> None:
     args = ["create", f"a={segmap_run}", "b=real", f"out={tmp_path / 's'}", *extra]
-    assert study_cli.cli(args) == 2
+    assert study_cli.cli(args) == code
     assert message in capsys.readouterr().err
 
 
