@@ -43,7 +43,7 @@ def test_make_spade_vs_concat_smoke_prints_the_table(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = (tmp_path / "sweep" / "report.md").read_text()
-    assert "8 ok, 0 failed" in report
+    assert "10 ok, 0 failed" in report
     for label in ("SPADE / BatchNorm", "concat (block input only) / BatchNorm"):
         assert label in report
     assert (tmp_path / "sweep" / "report.png").is_file()
