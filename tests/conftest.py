@@ -58,3 +58,24 @@ def compose_train(tmp_path: Path) -> Callable[..., DictConfig]:
         return compose_config(config_name, [*run_dir, *overrides])
 
     return compose
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for every browser test of the session (tests/browser.py)."""
+    from browser import CHROMIUM_ARGS, find_chromium
+
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed: pip install -e '.[dev]'"
+    )
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip(
+            "chromium is absent and apt-get could not install it (apt-get install chromium)"
+        )
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

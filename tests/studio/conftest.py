@@ -8,44 +8,10 @@ install it.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from studio_helpers import BROWSER_TIMEOUT_MS, CHROMIUM_ARGS, TRAIN
-
-
-def _chromium() -> str | None:
-    path = shutil.which("chromium")
-    if path or os.environ.get("SPADELAB_INSTALL_CHROMIUM", "1") == "0":
-        return path
-    if shutil.which("apt-get") and os.geteuid() == 0:
-        # From Debian's registry, as .ci/run does; never a browser download by Playwright.
-        install = ["apt-get", "install", "-y", "chromium"]
-        if subprocess.run(install, capture_output=True, timeout=600).returncode != 0:
-            subprocess.run(["apt-get", "update"], capture_output=True, timeout=600)
-            subprocess.run(install, capture_output=True, timeout=600)
-    return shutil.which("chromium")
-
-
-@pytest.fixture(scope="session")
-def browser():
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed: pip install -e '.[dev]'"
-    )
-    executable = _chromium()
-    if executable is None:
-        pytest.skip(
-            "chromium is absent and apt-get could not install it (apt-get install chromium)"
-        )
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+from studio_helpers import BROWSER_TIMEOUT_MS, TRAIN
 
 
 @pytest.fixture

@@ -12,17 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-BROWSER_TIMEOUT_MS = 180_000
+from browser import BROWSER_TIMEOUT_MS, CHROMIUM_ARGS  # noqa: F401 (re-exported)
 
 TRAIN = [
     "scale=smoke",

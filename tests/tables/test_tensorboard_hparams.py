@@ -23,7 +23,7 @@ import pytest
 from spadelab.tables import sweep
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "studio"))
-from studio_helpers import BROWSER_TIMEOUT_MS, CHROMIUM_ARGS, free_port  # noqa: E402
+from studio_helpers import BROWSER_TIMEOUT_MS, free_port  # noqa: E402
 
 ROWS = ("segmap_input", "kernel1")  # two rows of Table 4 that differ in one axis (kernel size)
 TINY = [
@@ -81,25 +81,9 @@ def tensorboard(logdir: Path) -> Iterator[str]:
             process.kill()
 
 
-@pytest.fixture
-def chromium_browser() -> Iterator[object]:
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed: pip install -e '.[dev]'"
-    )
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.skip("chromium is absent: apt-get install chromium (Debian's package)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 @pytest.mark.slow
 def test_hparams_tab_lists_every_run_of_a_sweep_with_its_miou(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chromium_browser, capsys
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, browser, capsys
 ) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     sweep_dir = tmp_path / "table4"
@@ -115,7 +99,7 @@ def test_hparams_tab_lists_every_run_of_a_sweep_with_its_miou(
     }
 
     with tensorboard(sweep_dir) as url:
-        context = chromium_browser.new_context(viewport={"width": 1600, "height": 440})
+        context = browser.new_context(viewport={"width": 1600, "height": 440})
         context.set_default_timeout(BROWSER_TIMEOUT_MS)
         page = context.new_page()
         outside: list[str] = []
