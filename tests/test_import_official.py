@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -20,10 +21,14 @@ import torch.nn.functional as F
 from spadelab import cli as spadelab_cli
 from spadelab.commands.import_official import (
     DATASETS,
+    SETTINGS,
+    USAGE,
     cli,
     convert_official,
     import_official,
     official_config,
+    old_form,
+    parse_cli,
 )
 from spadelab.module import SemanticSynthesis
 
@@ -337,12 +342,10 @@ def test_generator_file_and_dispatcher(
     small = SMALL["ade20k"]
     argv = [
         "import-official",
-        str(tmp_path / "ade" / "20_net_G.pth"),
-        "--dataset",
-        "ade20k",
-        "--out",
-        str(out),
-        *(f"--{k.replace('_', '-')}={v}" for k, v in small.items()),
+        f"ckpt={tmp_path / 'ade' / '20_net_G.pth'}",
+        "dataset=ade20k",
+        f"out={out}",
+        *(f"{k}={v}" for k, v in small.items()),
         "data.dataset.root=/data/ADEChallengeData2016",
     ]
     monkeypatch.setattr(sys, "argv", list(sys.argv))  # the dispatcher rewrites sys.argv
@@ -407,20 +410,20 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
 
 
 def small_args(dataset: str) -> list[str]:
-    return [f"--{k.replace('_', '-')}={v}" for k, v in SMALL[dataset].items()]
+    return [f"{k}={v}" for k, v in SMALL[dataset].items()]
 
 
 def test_error_missing_source_and_bad_dataset(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    code, err = run_cli([str(tmp_path / "nowhere"), "--dataset", "ade20k"], capsys)
+    code, err = run_cli([f"ckpt={tmp_path / 'nowhere'}", "dataset=ade20k"], capsys)
     assert code == 2 and "nowhere does not exist" in err
     (tmp_path / "empty").mkdir()
-    code, err = run_cli([str(tmp_path / "empty"), "--dataset", "ade20k"], capsys)
+    code, err = run_cli([f"ckpt={tmp_path / 'empty'}", "dataset=ade20k"], capsys)
     assert code == 2 and "no latest_net_G.pth" in err
-    code, err = run_cli([str(tmp_path / "empty"), "--dataset", "ade21k"], capsys)
-    assert code == 2 and "ade21k" in err and "coco_stuff" in err
-    with pytest.raises(ValueError, match="--dataset 'ade21k'.*ade20k"):
+    code, err = run_cli([f"ckpt={tmp_path / 'empty'}", "dataset=ade21k"], capsys)
+    assert code == 2 and "dataset=ade21k" in err and "coco_stuff" in err
+    with pytest.raises(ValueError, match="dataset=ade21k .*ade20k"):
         import_official(tmp_path / "empty", "ade21k")
 
 
@@ -428,27 +431,27 @@ def test_error_missing_key_and_wrong_shape(tmp_path: Path, capsys: pytest.Captur
     folder = tmp_path / "ade"
     states = make_official_folder(folder, "ade20k", use_vae=False)
     generator_file = folder / "latest_net_G.pth"
-    out = ["--out", str(tmp_path / "out.ckpt"), *small_args("ade20k")]
+    out = [f"out={tmp_path / 'out.ckpt'}", *small_args("ade20k")]
 
     broken = dict(states["G"])
     del broken["up_1.norm_0.mlp_gamma.weight"]
     torch.save(broken, generator_file)
-    code, err = run_cli([str(folder), "--dataset", "ade20k", *out], capsys)
+    code, err = run_cli([f"ckpt={folder}", "dataset=ade20k", *out], capsys)
     assert code == 2
     assert str(generator_file) in err and "1 missing keys [up_1.norm_0.mlp_gamma.weight]" in err
 
     broken = dict(states["G"])
     broken["conv_img.weight"] = torch.zeros(3, 16, 3, 3)
     torch.save(broken, generator_file)
-    code, err = run_cli([str(folder), "--dataset", "ade20k", *out], capsys)
+    code, err = run_cli([f"ckpt={folder}", "dataset=ade20k", *out], capsys)
     assert code == 2 and "conv_img.weight: file (3, 16, 3, 3) vs ours (3, 8, 3, 3)" in err
-    assert "--ngf" in err
+    assert "pass ngf=16" in err
 
-    # A VAE generator imported without --use-vae: the error says which flag to add.
+    # A VAE generator imported without use_vae=true: the error says which setting to add.
     vae = make_official_folder(tmp_path / "coco", "coco_stuff", use_vae=True)
     torch.save(vae["G"], generator_file)
-    code, err = run_cli([str(folder), "--dataset", "coco_stuff", *out], capsys)
-    assert code == 2 and "add --use-vae" in err
+    code, err = run_cli([f"ckpt={folder}", "dataset=coco_stuff", *out], capsys)
+    assert code == 2 and "pass use_vae=true" in err
     assert not (tmp_path / "out.ckpt").exists()
 
 
@@ -464,10 +467,117 @@ def test_error_opt_txt_and_existing_output(tmp_path: Path, capsys: pytest.Captur
         "----------------- End -------------------\n"
     )
     out = tmp_path / "out.ckpt"
-    argv = [str(folder), "--dataset", "ade20k", "--out", str(out), *small_args("ade20k")]
+    argv = [f"ckpt={folder}", "dataset=ade20k", f"out={out}", *small_args("ade20k")]
     code, err = run_cli(argv, capsys)
     assert code == 2 and "num_upsampling_layers=more" in err and "opt.txt" in err
-    assert run_cli([*argv, "--ignore-opt"], capsys)[0] == 0
-    code, err = run_cli([*argv, "--ignore-opt"], capsys)
-    assert code == 2 and "already exists" in err and "--force" in err
-    assert run_cli([*argv, "--ignore-opt", "--force"], capsys)[0] == 0
+    assert "ignore_opt=true" in err
+    assert run_cli([*argv, "ignore_opt=true"], capsys)[0] == 0
+    code, err = run_cli([*argv, "ignore_opt=true"], capsys)
+    assert code == 2 and "already exists" in err and "force=true" in err
+    assert run_cli([*argv, "ignore_opt=true", "force=true"], capsys)[0] == 0
+
+
+# ---- 5. the command line ------------------------------------------------------------------------
+def test_settings_parse_into_the_converters_arguments() -> None:
+    kwargs, overrides = parse_cli(
+        [
+            "ckpt=ckpts/coco",
+            "dataset=coco_stuff",
+            "out=run",
+            "use_vae=true",
+            "ngf=32",
+            "ndf=16",
+            "crop_size=128",
+            "encoder_input_size=64",
+            "force=true",
+            "ignore_opt=true",
+            "data.dataset.root=/data/coco",
+            "+data.dataset.extra=1",
+        ]
+    )
+    assert kwargs == {
+        "source": Path("ckpts/coco"),
+        "dataset": "coco_stuff",
+        "out": Path("run"),
+        "use_vae": True,
+        "ngf": 32,
+        "ndf": 16,
+        "crop_size": 128,
+        "encoder_input_size": 64,
+        "overwrite": True,
+        "check_opt": False,
+    }
+    assert overrides == ["data.dataset.root=/data/coco", "+data.dataset.extra=1"]
+    # The defaults: the paper's network, opt.txt checked, nothing replaced.
+    kwargs, overrides = parse_cli(["ckpt=x", "dataset=ade20k"])
+    assert kwargs == {
+        "source": Path("x"),
+        "dataset": "ade20k",
+        "out": None,
+        "use_vae": False,
+        "ngf": 64,
+        "ndf": 64,
+        "crop_size": None,
+        "encoder_input_size": 256,
+        "overwrite": False,
+        "check_opt": True,
+    }
+    assert overrides == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["dataset=ade20k"], "ckpt= is required"),
+        (["ckpt=x"], "dataset= is required"),
+        (["ckpt=x", "dataset=ade20k", "datset=coco_stuff"], "unknown setting datset=; valid "),
+        (["ckpt=x", "dataset=ade20k", "use_vae=maybe"], "use_vae=maybe must be true or false"),
+        (["ckpt=x", "dataset=ade20k", "ngf=wide"], "ngf=wide must be an integer"),
+        (["ckpt=x", "dataset=ade20k", "x"], "argument 'x' is not key=value"),
+    ],
+)
+def test_bad_settings_fail_in_one_line(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture
+) -> None:
+    code, err = run_cli(argv, capsys)
+    assert code == 2 and err.startswith("spadelab import-official: error: ") and expected in err
+    if "unknown setting" in expected:
+        assert ", ".join(SETTINGS) in err  # every valid setting, in one line
+
+
+def test_old_flag_command_line_fails_with_its_key_value_form(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    old = [
+        "ckpts/my run",
+        "--dataset",
+        "coco_stuff",
+        "--out=runs/coco",
+        "--use-vae",
+        "--crop-size",
+        "128",
+        "--force",
+        "--ignore-opt",
+        "data.dataset.root=/data/coco",
+    ]
+    code, err = run_cli(old, capsys)
+    new = (
+        "spadelab import-official 'ckpt=ckpts/my run' dataset=coco_stuff out=runs/coco "
+        "use_vae=true crop_size=128 force=true ignore_opt=true data.dataset.root=/data/coco"
+    )
+    assert code == 2 and err.endswith(f"run: {new}")
+    # The printed line is a valid command line of the new form, with the same meaning.
+    kwargs, overrides = parse_cli(shlex.split(new)[2:])
+    assert kwargs["source"] == Path("ckpts/my run") and kwargs["use_vae"] is True
+    assert kwargs["crop_size"] == 128 and not kwargs["check_opt"] and kwargs["overwrite"]
+    assert overrides == ["data.dataset.root=/data/coco"]
+    # Flags that take a value, given without one, still print a command line to edit.
+    assert old_form(["x", "--ngf"]) == "spadelab import-official ckpt=x ngf=VALUE"
+
+
+def test_help_lists_every_setting(capsys: pytest.CaptureFixture) -> None:
+    assert cli(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out == USAGE
+    for setting in SETTINGS:
+        assert f"  {setting}=" in out or f" {setting}=" in out, setting

@@ -3,7 +3,7 @@
 - :func:`parse_args`: a command's own settings only (studio, study, report); an unknown key
   fails in one line that names it and the valid ones.
 - :func:`split_overrides`: a command's own settings, and the rest as Hydra overrides of the
-  config it composes (params, bench, sweep, data).
+  config it composes (params, bench, sweep, data, import-official).
 
 Values stay strings; :func:`parse_value` reads YAML (``seeds=[0,1]``, ``dry_run=true``).
 Errors are ``ValueError``s, shown by ``runtime.command_error``.
@@ -35,10 +35,15 @@ def parse_args(
 
 
 def split_overrides(
-    argv: Sequence[str], command: str, options: Sequence[str]
+    argv: Sequence[str], command: str, options: Sequence[str], *, dotted_only: bool = False
 ) -> tuple[dict[str, str], list[str]]:
     """``["iterations=5", "model=pix2pixhd"]`` -> ({"iterations": "5"}, ["model=pix2pixhd"]):
-    keys in ``options`` are the command's own; every other argument is a Hydra override."""
+    keys in ``options`` are the command's own; every other argument is a Hydra override.
+
+    ``dotted_only``: for a command that fixes the config groups itself (import-official), only
+    dotted keys (``data.dataset.root=...``) are overrides, so a typo'd setting such as
+    ``datset=`` fails here, listing the valid settings, instead of as a Hydra override.
+    """
     values: dict[str, str] = {}
     overrides: list[str] = []
     for item in argv:
@@ -50,6 +55,11 @@ def split_overrides(
             )
         if key in options:
             values[key] = value
+        elif dotted_only and "." not in key:
+            raise ValueError(
+                f"unknown setting {key}=; valid settings: {', '.join(options)}, and dotted "
+                "Hydra overrides of the stored config (e.g. data.dataset.root=PATH)"
+            )
         else:
             overrides.append(item)
     return values, overrides

@@ -23,9 +23,9 @@ channel 0 = "other". The import therefore pins ``data.dataset.other_last=false``
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +40,7 @@ from omegaconf import OmegaConf
 
 from spadelab.atomic import atomic_path
 from spadelab.checkpoints import output_paths
+from spadelab.commands.args import parse_bool, parse_int, split_overrides
 from spadelab.config import CONF_DIR, compose_config, override_value
 
 ROLES = ("G", "D", "E")
@@ -131,8 +132,7 @@ PINNED_OVERRIDES = (
 def _check_dataset(dataset: str) -> OfficialDataset:
     if dataset not in DATASETS:
         raise ValueError(
-            f"--dataset {dataset!r} is not an official SPADE setting; use one of "
-            f"{', '.join(DATASETS)}"
+            f"dataset={dataset} is not an official SPADE setting; use one of {', '.join(DATASETS)}"
         )
     return DATASETS[dataset]
 
@@ -160,7 +160,7 @@ def official_config(
     load = max(crop, round(spec.load_size * crop / spec.crop_size))
     composed = [
         # Outside a Hydra app run_dir has no default; checkpoint and log paths derive from it.
-        f"run_dir={override_value(str(Path(run_dir or 'imported').expanduser().resolve()), '--out')}",
+        f"run_dir={override_value(str(Path(run_dir or 'imported').expanduser().resolve()), 'out')}",
         f"data={dataset}",
         *PINNED_OVERRIDES,
         f"encoder={'vae' if use_vae else 'none'}",
@@ -284,7 +284,9 @@ def _mismatch_hint(
     if role == "D":
         first = "discriminator_0.model0.0.weight"
         if first in ours and first in theirs and theirs[first].shape[0] != ours[first].shape[0]:
-            hints.append(f"its first layer has {theirs[first].shape[0]} channels: pass --ndf")
+            hints.append(
+                f"its first layer has {theirs[first].shape[0]} channels: pass ndf={theirs[first].shape[0]}"
+            )
     if role != "G":
         return "; ".join(hints)
     fc_ours, fc_theirs = ours.get("fc.weight"), theirs.get("fc.weight")
@@ -293,16 +295,18 @@ def _mismatch_hint(
             vae = fc_theirs.dim() == 2
             hints.append(
                 f"the file's generator was trained {'with' if vae else 'without'} the VAE: "
-                f"{'add' if vae else 'remove'} --use-vae"
+                f"{'pass' if vae else 'drop'} use_vae=true"
             )
         elif fc_theirs.dim() == 4 and fc_theirs.shape[1] != fc_ours.shape[1]:
             hints.append(
-                f"the file has {fc_theirs.shape[1]} label channels, this --dataset "
-                f"{fc_ours.shape[1]}: choose the matching --dataset"
+                f"the file has {fc_theirs.shape[1]} label channels, this dataset= "
+                f"{fc_ours.shape[1]}: choose the matching dataset="
             )
     img_ours, img_theirs = ours.get("conv_img.weight"), theirs.get("conv_img.weight")
     if img_ours is not None and img_theirs is not None and img_theirs.shape != img_ours.shape:
-        hints.append(f"its last layer has {img_theirs.shape[1]} channels: pass --ngf to match")
+        hints.append(
+            f"its last layer has {img_theirs.shape[1]} channels: pass ngf={img_theirs.shape[1]}"
+        )
     elif (
         fc_ours is not None
         and fc_theirs is not None
@@ -310,8 +314,8 @@ def _mismatch_hint(
         and fc_theirs.shape != fc_ours.shape
     ):
         hints.append(
-            "its first layer starts from another latent size: check --crop-size (and "
-            "--dataset, whose aspect ratio sets the latent shape)"
+            "its first layer starts from another latent size: check crop_size= (and "
+            "dataset=, whose aspect ratio sets the latent shape)"
         )
     return "; ".join(hints)
 
@@ -347,7 +351,7 @@ def check_state_dict(
     raise ValueError(
         f"{path} does not match the spadelab {ROLE_NAMES[role]} for {setting}: "
         f"{'; '.join(problems)}; "
-        f"{hint or 'check --dataset, --use-vae, --ngf, --ndf, --crop-size and --encoder-input-size against the run that saved it'}"
+        f"{hint or 'check dataset=, use_vae=, ngf=, ndf=, crop_size= and encoder_input_size= against the run that saved it'}"
     )
 
 
@@ -388,14 +392,14 @@ def check_official_options(
     """
     spec = DATASETS[dataset]
     expected: dict[str, tuple[object, str]] = {
-        "label_nc": (spec.official_label_nc, "--dataset"),
-        "contain_dontcare_label": (spec.official_dontcare, "--dataset"),
-        "no_instance": (not spec.use_instance, "--dataset"),
-        "use_vae": (use_vae, "--use-vae"),
-        "ngf": (ngf, "--ngf"),
-        "crop_size": (crop, "--crop-size"),
-        "aspect_ratio": (spec.aspect_ratio, "--dataset"),
-        "num_upsampling_layers": (spec.num_upsampling_layers, "--dataset"),
+        "label_nc": (spec.official_label_nc, "dataset="),
+        "contain_dontcare_label": (spec.official_dontcare, "dataset="),
+        "no_instance": (not spec.use_instance, "dataset="),
+        "use_vae": (use_vae, "use_vae="),
+        "ngf": (ngf, "ngf="),
+        "crop_size": (crop, "crop_size="),
+        "aspect_ratio": (spec.aspect_ratio, "dataset="),
+        "num_upsampling_layers": (spec.num_upsampling_layers, "dataset="),
         "z_dim": (256, "(spadelab imports z_dim 256 only)"),
     }
     options = read_official_options(opt_file)
@@ -407,7 +411,7 @@ def check_official_options(
     if wrong:
         raise ValueError(
             f"{opt_file} describes another network: {', '.join(wrong)}; fix those options, "
-            "or pass --ignore-opt if that opt.txt does not belong to these weights"
+            "or pass ignore_opt=true if that opt.txt does not belong to these weights"
         )
 
 
@@ -466,7 +470,7 @@ def convert_official(
     ckpt_path, run_dir = output_paths(default_out(files) if out is None else Path(out))
     if ckpt_path.exists() and not overwrite:
         raise FileExistsError(
-            f"{ckpt_path} already exists; pass --force to replace it or another --out"
+            f"{ckpt_path} already exists; pass force=true to replace it or another out="
         )
     generator_file = files["G"]
     assert generator_file is not None
@@ -490,14 +494,14 @@ def convert_official(
         "D": module.discriminator,
         "E": module.encoder,
     }
-    setting = f"--dataset {dataset} --ngf {ngf} --ndf {ndf} --crop-size {crop}"
+    setting = f"dataset={dataset} ngf={ngf} ndf={ndf} crop_size={crop}"
     if use_vae:
-        setting += f" --use-vae --encoder-input-size {encoder_input_size}"
+        setting += f" use_vae=true encoder_input_size={encoder_input_size}"
     loaded = []
     for role in ROLES:
         path, net = files[role], nets[role]
         if path is None or net is None:
-            continue  # E without --use-vae: the generator check already enforces the VAE choice
+            continue  # E without use_vae: the generator check already enforces the VAE choice
         state = load_official_state_dict(path)
         check_state_dict(net, state, path, role, setting)
         net.load_state_dict(state, strict=True)
@@ -529,72 +533,117 @@ def convert_official(
 
 
 # ---- command line -------------------------------------------------------------------------------
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        # One line instead of usage + message; cli() prints it and returns 2.
-        raise ValueError(f"{message} (see spadelab import-official --help)")
+USAGE = """\
+usage: spadelab import-official ckpt=PATH dataset=ade20k|coco_stuff|cityscapes [SETTING=VALUE ...]
+                                [data.dataset.root=PATH ...]
+
+Convert an official NVlabs/SPADE checkpoint (latest_net_G.pth, and _D/_E when present) into a
+spadelab Lightning checkpoint.
+
+  ckpt=PATH               the official checkpoint folder (checkpoints/<name>/) or its *_net_G.pth
+  dataset=NAME            the official setting: ade20k, coco_stuff or cityscapes
+  out=PATH                a .ckpt file or a run folder (default: runs/imported/<folder name>)
+  use_vae=true            the run used the official --use_vae
+  ngf=64 ndf=64           the official --ngf / --ndf
+  crop_size=N             the official --crop_size (default: the dataset's)
+  encoder_input_size=256  the size the VAE encoder resizes images to (official: 256)
+  force=true              replace an existing checkpoint
+  ignore_opt=true         do not check the folder's opt.txt against these settings
+  a.b=VALUE               dotted keys are Hydra overrides of the stored config
+"""
+
+SETTINGS = (
+    "ckpt",
+    "dataset",
+    "out",
+    "use_vae",
+    "ngf",
+    "ndf",
+    "crop_size",
+    "encoder_input_size",
+    "force",
+    "ignore_opt",
+)
+
+# The argparse flags of earlier versions -> their key=value setting; a flag mapped to "" took no
+# value (it meant "=true"). Only to print the new form of an old command line (see old_form).
+_OLD_FLAGS = {
+    "--dataset": "dataset",
+    "--out": "out",
+    "--use-vae": "",
+    "--ngf": "ngf",
+    "--ndf": "ndf",
+    "--crop-size": "crop_size",
+    "--encoder-input-size": "encoder_input_size",
+    "--force": "",
+    "--ignore-opt": "",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(
-        prog="spadelab import-official",
-        description=(
-            "Convert an official NVlabs/SPADE checkpoint (latest_net_G.pth, and _D/_E when "
-            "present) into a spadelab Lightning checkpoint."
+def old_form(argv: Sequence[str]) -> str:
+    """The key=value command line that does what an old ``--flag`` command line did."""
+    words: list[str] = []
+    items = list(argv)
+    while items:
+        item = items.pop(0)
+        flag, sep, value = item.partition("=")
+        if flag in _OLD_FLAGS:
+            key = _OLD_FLAGS[flag] or flag[2:].replace("-", "_")
+            if not _OLD_FLAGS[flag]:
+                value = "true"
+            elif not sep:
+                value = items.pop(0) if items else "VALUE"
+            words.append(f"{key}={value}")
+        elif item.startswith("-"):
+            words.append(item)  # no such flag existed either; left for the user to see
+        elif "=" in item:
+            words.append(item)  # already key=value (a Hydra override)
+        else:
+            words.append(f"ckpt={item}")  # the positional source
+    return " ".join(["spadelab import-official", *(shlex.quote(w) for w in words)])
+
+
+def parse_cli(argv: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+    """``convert_official``'s keyword arguments and the Hydra overrides of a command line."""
+    if any(item.startswith("--") for item in argv):
+        raise ValueError(
+            f"import-official takes key=value settings, not --options; run: {old_form(argv)}"
+        )
+    values, overrides = split_overrides(argv, "import-official", SETTINGS, dotted_only=True)
+    for required in ("ckpt", "dataset"):
+        if not values.get(required):
+            raise ValueError(
+                f"{required}= is required; e.g. spadelab import-official "
+                "ckpt=checkpoints/ade20k_pretrained dataset=ade20k"
+            )
+    kwargs: dict[str, Any] = {
+        "source": Path(values["ckpt"]),
+        "dataset": values["dataset"],
+        "use_vae": parse_bool(values.get("use_vae", "false"), "use_vae"),
+        "out": Path(values["out"]) if values.get("out") else None,
+        "ngf": parse_int(values.get("ngf", "64"), "ngf"),
+        "ndf": parse_int(values.get("ndf", "64"), "ndf"),
+        "crop_size": parse_int(values["crop_size"], "crop_size")
+        if "crop_size" in values
+        else None,
+        "encoder_input_size": parse_int(
+            values.get("encoder_input_size", "256"), "encoder_input_size"
         ),
-        epilog=(
-            "Trailing KEY=VALUE arguments are Hydra overrides stored in the checkpoint's "
-            "config, e.g. data.dataset.root=/data/ADEChallengeData2016."
-        ),
-    )
-    parser.add_argument("source", type=Path, help="checkpoint folder or *_net_G.pth file")
-    parser.add_argument("overrides", nargs="*", default=[], help="Hydra overrides (KEY=VALUE)")
-    parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
-    parser.add_argument("--use-vae", action="store_true", help="the run used --use_vae")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="a .ckpt file or a run folder (default: runs/imported/<source folder name>)",
-    )
-    parser.add_argument("--ngf", type=int, default=64, help="official --ngf (default 64)")
-    parser.add_argument("--ndf", type=int, default=64, help="official --ndf (default 64)")
-    parser.add_argument(
-        "--crop-size", type=int, default=None, help="official --crop_size (default per dataset)"
-    )
-    parser.add_argument(
-        "--encoder-input-size",
-        type=int,
-        default=256,
-        help="size the VAE encoder resizes images to (official: 256)",
-    )
-    parser.add_argument("--force", action="store_true", help="replace an existing checkpoint")
-    parser.add_argument(
-        "--ignore-opt", action="store_true", help="do not check the folder's opt.txt"
-    )
-    return parser
+        "overwrite": parse_bool(values.get("force", "false"), "force"),
+        "check_opt": not parse_bool(values.get("ignore_opt", "false"), "ignore_opt"),
+    }
+    return kwargs, overrides
 
 
 def cli(argv: list[str]) -> int:
     from spadelab.runtime import command_error
 
+    if any(item in ("-h", "--help", "help") for item in argv):
+        print(USAGE, end="")
+        return 0
     try:
-        args = build_parser().parse_intermixed_args(argv)
-        result = convert_official(
-            args.source,
-            args.dataset,
-            args.use_vae,
-            args.out,
-            ngf=args.ngf,
-            ndf=args.ndf,
-            crop_size=args.crop_size,
-            encoder_input_size=args.encoder_input_size,
-            overrides=args.overrides,
-            overwrite=args.force,
-            check_opt=not args.ignore_opt,
-        )
-    except SystemExit as exit_:  # --help
-        return exit_.code if isinstance(exit_.code, int) else 0
+        kwargs, overrides = parse_cli(argv)
+        result = convert_official(overrides=overrides, **kwargs)
     except Exception as error:  # noqa: BLE001 - the one error path re-raises bugs
         return command_error("import-official", error)
     loaded = ", ".join(ROLE_NAMES[r] for r in result.loaded)
