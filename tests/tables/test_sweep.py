@@ -181,7 +181,7 @@ def test_paper_numbers_match_the_reference_transcription() -> None:
         ("rows: [{name: a}]", "needs `overrides`"),
         ("rows: [{name: a, overrides: norm=batch}]", "list of Hydra override strings"),
         ("rows: [{name: a, same_as: b}]", "same_as: b, which is not a row that runs"),
-        ("rows: [{name: a, params_row: huge decoder}]", "not in spadelab.commands.params.ROWS"),
+        ("rows: [{name: a, params_row: huge decoder}]", "not in spadelab.paper.ROWS"),
         ("rows: [{name: a, overrides: [], colour: red}]", "row a has unknown key(s) colour"),
     ],
 )

@@ -29,6 +29,7 @@ from typing import Any
 
 from spadelab.commands.args import parse_args, parse_value
 from spadelab.loggers import wandb_mode
+from spadelab.paper import COCO_SETTING, generator_parameters
 from spadelab.runtime import ConfigError, command_error, describe_error
 from spadelab.tables.chart import ChartRow, write_chart
 from spadelab.tables.rundirs import (
@@ -194,8 +195,6 @@ def format_difference(column: str, estimate: Estimate) -> str:
 
 def paper_setting_params(experiment: Experiment, row: Row) -> float | None:
     """Generator parameters of the row at the paper's COCO-Stuff setting (meta device)."""
-    from spadelab.commands.params import COCO_SETTING, generator_parameters
-
     assert row.overrides is not None
     overrides = [*COCO_SETTING, *experiment.base_overrides, *row.overrides]
     return float(generator_parameters(overrides))

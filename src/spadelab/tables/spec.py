@@ -1,7 +1,8 @@
 """The experiment file format (``experiments/*.yaml``): a results table as rows of overrides.
 
 Format and keys: ``experiments/README.md``. Everything else in ``spadelab.tables`` reads an
-:class:`Experiment` from here; this module imports nothing else of the package.
+:class:`Experiment` from here; this module imports no other ``tables`` module (only the
+repository paths, the error type and the paper's parameter rows).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import yaml
 
 from spadelab.config import REPO_ROOT
+from spadelab.paper import ROWS, ParamRow
 from spadelab.runtime import ConfigError
 
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
@@ -222,15 +224,13 @@ def _row(entry: Any, path: Path) -> Row:
     )
 
 
-def _param_row(label: str, path: Path, where: str) -> Any:
-    """The paper's generator rows live in ``spadelab.commands.params.ROWS``; tables reuse them by label."""
-    from spadelab.commands.params import ROWS
-
+def _param_row(label: str, path: Path, where: str) -> ParamRow:
+    """The paper's generator rows live in ``spadelab.paper.ROWS``; tables reuse them by label."""
     for row in ROWS:
         if row.label == label:
             return row
     raise ConfigError(
-        f"{path}: {where}: params_row {label!r} is not in spadelab.commands.params.ROWS; "
+        f"{path}: {where}: params_row {label!r} is not in spadelab.paper.ROWS; "
         f"known: {', '.join(r.label for r in ROWS)}"
     )
 
