@@ -12,20 +12,13 @@ import torch
 import torch.nn as nn
 from omegaconf import DictConfig
 
+import smoke
 from spadelab import perf
 from spadelab.commands.train import train
 from spadelab.config import compose_config
 from spadelab.runtime import ConfigError
 
-QUIET = [
-    "scale=smoke",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "callbacks.progress=null",
-    "callbacks.samples=null",
-    "data.num_workers=0",
-    "trainer.accelerator=cpu",
-]
+QUIET = [*smoke.QUIET, "callbacks.samples=null", "trainer.accelerator=cpu"]
 # 2 epochs of 2 iterations (4 samples, batch 2).
 TINY = ["trainer.max_epochs=2", "data.max_train_samples=4", "data.max_val_samples=2"]
 

@@ -12,20 +12,13 @@ import pytest
 from PIL import Image
 
 from cli_runner import run_in_process
+from smoke import QUIET
 from spadelab.cli import COMMANDS, main
 
 SPADELAB = Path(sys.executable).with_name("spadelab")
-TRAIN = [
-    "scale=smoke",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "callbacks.progress=null",
-    "callbacks.samples=null",
-    "data.num_workers=0",
-    "trainer.max_epochs=1",
-    "data.max_train_samples=2",
-    "data.max_val_samples=2",
-]
+# One iteration (2 samples, batch 2): smoke.SMOKE_TRAIN halved.
+TRAIN = [*QUIET, "callbacks.samples=null", "trainer.max_epochs=1"]
+TRAIN += ["data.max_train_samples=2", "data.max_val_samples=2"]
 
 
 def error_lines(stderr: str) -> list[str]:

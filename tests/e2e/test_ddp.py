@@ -19,7 +19,9 @@ import pytorch_lightning as pl
 import torch
 import torch.nn as nn
 
-TESTS_DIR = Path(__file__).resolve().parent
+from smoke import QUIET
+
+HERE = Path(__file__).resolve().parent  # tests/e2e
 
 
 class SyncStatsRecorder(pl.Callback):
@@ -78,23 +80,21 @@ def test_ddp_cpu_training_synchronises_batch_norm_statistics(tmp_path: Path) -> 
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "1",
+        # The ranks import this module (the callback) and, through it, tests/smoke.py.
         "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")])
+            filter(None, [str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH")])
         ),
     }
     command = [
         sys.executable,
         "-m",
         "spadelab.commands.train",
-        "scale=smoke",
+        *QUIET,
         "trainer=ddp_cpu",
         "norm=syncbatch",
         f"run_dir={run_dir}",
         f"hydra.run.dir={run_dir}",
         "data.max_train_samples=8",
-        "callbacks.progress=null",
-        "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
         "+callbacks.sync_stats._target_=test_ddp.SyncStatsRecorder",
         f"+callbacks.sync_stats.out_dir={tmp_path}",
     ]

@@ -9,17 +9,12 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+import smoke
 from spadelab.commands.evaluate import evaluate, judge_for
 from spadelab.commands.train import train
 from spadelab.config import compose_config
 
-QUIET = [
-    "scale=smoke",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "callbacks.progress=null",
-    "callbacks.samples=null",
-]
+QUIET = [*smoke.QUIET, "callbacks.samples=null"]
 
 
 def _judge_state(cache_dir: Path) -> dict[str, torch.Tensor]:

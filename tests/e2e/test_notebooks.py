@@ -13,7 +13,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
+from spadelab.config import REPO_ROOT
+
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 # A notebook on a code host must stay small: PNG figures at a modest dpi, no raw arrays.
 MAX_NOTEBOOK_BYTES = 600_000
 EXPECTED = {

@@ -12,25 +12,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from PIL import Image
 
+from smoke import SMOKE_TRAIN
 from spadelab.commands.synthesize import synthesize
 from spadelab.commands.train import train
 from spadelab.config import compose_config
 
-TRAIN = [
-    "scale=smoke",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "callbacks.progress=null",
-    "callbacks.samples=null",
-    "data.num_workers=0",
-    "trainer.max_epochs=1",
-    "data.max_train_samples=4",
-    "data.max_val_samples=2",
-]
-
 
 def _train(run_dir: Path, *overrides: str) -> Path:
-    train(compose_config("train", [f"run_dir={run_dir}", *TRAIN, *overrides]))
+    train(compose_config("train", [f"run_dir={run_dir}", *SMOKE_TRAIN, *overrides]))
     return run_dir
 
 
@@ -49,7 +38,7 @@ def vae_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two label PNGs (class indices, mode L) and a style photo from the synthetic val split."""
     root = tmp_path_factory.mktemp("inputs")
-    cfg = compose_config("train", [f"run_dir={root}", *TRAIN])
+    cfg = compose_config("train", [f"run_dir={root}", *SMOKE_TRAIN])
     datamodule = instantiate(cfg.data)
     datamodule.setup("validate")
     labels = root / "labels"

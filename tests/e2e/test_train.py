@@ -14,6 +14,8 @@ import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+import smoke
+from smoke import QUIET
 from spadelab.builders import image_size
 from spadelab.checkpoints import check_checkpoint_matches, load_checkpoint
 from spadelab.commands.train import train
@@ -21,16 +23,8 @@ from spadelab.config import compose_config
 from spadelab.module import SemanticSynthesis, lr_factor
 from spadelab.runtime import ConfigError, run_command
 
-QUIET = [
-    "scale=smoke",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "callbacks.progress=null",
-    "data.num_workers=0",
-]
-# One epoch of 2 iterations (4 samples, batch 2); sample grids of 2 validation images.
-TINY = ["trainer.max_epochs=1", "data.max_train_samples=4", "data.max_val_samples=2"]
-TINY += ["callbacks.samples.num_samples=2"]
+# smoke.TINY with sample grids of 2 validation images.
+TINY = [*smoke.TINY, "callbacks.samples.num_samples=2"]
 LOSS_COLUMNS = ["loss/g_gan", "loss/g_total", "loss/d_real", "loss/d_fake", "loss/d_total"]
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+import smoke
 from spadelab.checkpoints import load_checkpoint
 from spadelab.commands.train import train
 from spadelab.config import compose_config
@@ -20,11 +21,7 @@ from spadelab.module import OasisObjective, SemanticSynthesis
 from spadelab.nets.oasis import OASISDiscriminator
 
 QUIET = [
-    "scale=smoke",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "callbacks.progress=null",
-    "data.num_workers=0",
+    *smoke.QUIET,
     "data.max_val_samples=2",
     "callbacks.samples.num_samples=2",
     # The OASIS discriminator halves the image six times.

@@ -9,18 +9,9 @@ from pathlib import Path
 import torch
 
 from cli_runner import run_in_process
+from smoke import SMOKE_TRAIN
 
-SMOKE = [
-    "scale=smoke",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "callbacks.progress=null",
-    "callbacks.samples=null",
-    "data.num_workers=0",
-    "trainer.max_epochs=1",
-    "data.max_train_samples=4",
-    "data.max_val_samples=2",
-]
+SMOKE = SMOKE_TRAIN  # tests/smoke.py's whole tiny training run, by the name these tests use
 
 
 def run_cli(capsys, monkeypatch, cwd: Path, *argv: str) -> tuple[int, str]:

@@ -15,17 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-ARGS = [
-    "scale=smoke",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "callbacks.progress=null",
-    "callbacks.samples=null",
-    "data.num_workers=0",
-    "trainer.max_epochs=4",
-    "data.max_train_samples=8",
-    "data.max_val_samples=2",
-]
+from smoke import QUIET
+
+# Four epochs of 4 iterations (8 samples, batch 2): many moments to kill at.
+ARGS = [*QUIET, "callbacks.samples=null", "trainer.max_epochs=4"]
+ARGS += ["data.max_train_samples=8", "data.max_val_samples=2"]
 
 
 def command(run_dir: Path, *extra: str) -> list[str]:

@@ -13,18 +13,9 @@ import numpy as np
 from PIL import Image
 
 from browser import BROWSER_TIMEOUT_MS, CHROMIUM_ARGS  # noqa: F401 (re-exported)
+from smoke import SMOKE_TRAIN
 
-TRAIN = [
-    "scale=smoke",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "callbacks.progress=null",
-    "callbacks.samples=null",
-    "data.num_workers=0",
-    "trainer.max_epochs=1",
-    "data.max_train_samples=4",
-    "data.max_val_samples=4",
-]
+TRAIN = [*SMOKE_TRAIN, "data.max_val_samples=4"]  # the last value of a key wins
 
 
 def free_port() -> int:

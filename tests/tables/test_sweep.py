@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from report_files import markdown_rows, raw, wandb_run_record
 
+from smoke import SWEEP_ROW
 from spadelab.config import REPO_ROOT, compose_config
 from spadelab.runtime import ConfigError
 from spadelab.tables import sweep
@@ -22,17 +23,6 @@ EXPERIMENT_FILES = sorted((REPO_ROOT / "experiments").glob("*.yaml"))
 PAPER_TABLES = Path(
     os.environ.get("SPADELAB_PAPER_TABLES", REPO_ROOT / "experiments/reference/paper_tables.yaml")
 )
-# Seconds per run: tiny data, one epoch, a judge of a few steps, no progress bars.
-TINY = [
-    "scale=smoke",
-    "data.max_train_samples=4",
-    "data.max_val_samples=2",
-    "trainer.max_epochs=1",
-    "callbacks.progress=null",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "eval.judge.steps=5",
-]
 
 
 def compose_hydra(overrides: list[str]):
@@ -415,7 +405,7 @@ def test_sweep_runs_a_table_reports_a_failed_row_then_skips_and_resumes(
 ) -> None:
     path = str(write_experiment(tmp_path))
     sweep_dir = tmp_path / "sweep"
-    assert sweep.cli([path, f"sweep_dir={sweep_dir}", *TINY]) == 0
+    assert sweep.cli([path, f"sweep_dir={sweep_dir}", *SWEEP_ROW]) == 0
     out = capsys.readouterr().out
     assert "3 todo" in out
 
@@ -455,7 +445,7 @@ def test_sweep_runs_a_table_reports_a_failed_row_then_skips_and_resumes(
     before_batch = run_dir_mtimes(batch)
     first_steps = json.loads((batch / "train_summary.json").read_text())["global_step"]
     (batch / "metrics.json").unlink()
-    tiny = [arg.replace("max_epochs=1", "max_epochs=2") for arg in TINY]
+    tiny = [arg.replace("max_epochs=1", "max_epochs=2") for arg in SWEEP_ROW]
     assert sweep.cli([path, f"sweep_dir={sweep_dir}", *tiny]) == 0
     out = capsys.readouterr().out
     assert "1 complete, 2 todo" in out
@@ -476,7 +466,7 @@ def test_sweep_of_table4_rows_with_seeds_and_offline_wandb(
 ) -> None:
     sweep_dir = tmp_path / "table4"
     args = ["table4", "rows=[segmap_input,kernel1]", "seeds=[0,1]", "logger=wandb"]
-    assert sweep.cli([*args, f"sweep_dir={sweep_dir}", *TINY]) == 0
+    assert sweep.cli([*args, f"sweep_dir={sweep_dir}", *SWEEP_ROW]) == 0
     out = capsys.readouterr().out
     assert "wandb: report logged to" in out
     text = (sweep_dir / "report.md").read_text()
@@ -507,7 +497,7 @@ def test_sweep_with_the_submitit_local_launcher(tmp_path: Path, quiet_env, capsy
     path = str(write_experiment(tmp_path))
     sweep_dir = tmp_path / "sweep"
     args = [path, "rows=[spade,broken]", "launcher=submitit_local", f"sweep_dir={sweep_dir}"]
-    assert sweep.cli([*args, *TINY]) == 0
+    assert sweep.cli([*args, *SWEEP_ROW]) == 0
     capsys.readouterr()
     assert sweep.read_metrics(sweep_dir / "spade-seed0") is not None
     assert (sweep_dir / "broken-seed0" / "FAILED.json").is_file()

@@ -20,23 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from smoke import SWEEP_ROW
 from spadelab.tables import sweep
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "studio"))
 from studio_helpers import BROWSER_TIMEOUT_MS, free_port  # noqa: E402
 
 ROWS = ("segmap_input", "kernel1")  # two rows of Table 4 that differ in one axis (kernel size)
-TINY = [
-    "scale=smoke",
-    "scale.judge_steps=5",
-    "data.max_train_samples=4",
-    "data.max_val_samples=2",
-    "trainer.max_epochs=1",
-    "callbacks.progress=null",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "eval.judge.steps=5",
-]
+TINY = [*SWEEP_ROW, "scale.judge_steps=5"]
 # Every text of the page, shadow roots included (TensorBoard's dashboards are web components).
 DEEP_TEXT = """() => {
   const parts = [];
