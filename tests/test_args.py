@@ -18,6 +18,16 @@ def test_split_overrides_separates_own_settings_from_hydra_overrides() -> None:
     assert overrides == ["model=pix2pixhd", "+loss.x=1"]
 
 
+def test_split_overrides_dotted_only_refuses_an_unknown_plain_key() -> None:
+    argv = ["out=x.ckpt", "data.dataset.root=/d", "+data.extra=1"]
+    values, overrides = split_overrides(argv, "import-official", ("out",), dotted_only=True)
+    assert values == {"out": "x.ckpt"} and overrides == ["data.dataset.root=/d", "+data.extra=1"]
+    with pytest.raises(ValueError, match=r"unknown setting ot=; valid settings: out, ckpt, and"):
+        split_overrides(["ot=x"], "import-official", ("out", "ckpt"), dotted_only=True)
+    # Without it a plain key is a Hydra override (a config group choice such as model=...).
+    assert split_overrides(["ot=x"], "params", ("out",)) == ({}, ["ot=x"])
+
+
 def test_split_overrides_refuses_a_bare_word() -> None:
     with pytest.raises(ValueError, match=r"^argument 'verbose' is not key=value; `spadelab data"):
         split_overrides(["verbose"], "data check", ())

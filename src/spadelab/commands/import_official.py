@@ -607,7 +607,7 @@ def parse_cli(argv: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
     """``convert_official``'s keyword arguments and the Hydra overrides of a command line."""
     if any(item.startswith("--") for item in argv):
         raise ValueError(
-            f"import-official takes key=value settings, not --options; run: {old_form(argv)}"
+            f"the --option form is gone, settings are key=value; run: {old_form(argv)}"
         )
     values, overrides = split_overrides(argv, "import-official", SETTINGS, dotted_only=True)
     for required in ("ckpt", "dataset"):
