@@ -4,6 +4,7 @@ the "same network?" check, on small hand-made checkpoint files."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from spadelab import builders
 from spadelab.checkpoints import (
     ARCHITECTURE_KEYS,
     architecture_differences,
@@ -21,8 +23,9 @@ from spadelab.checkpoints import (
     resume_checkpoint,
     run_dir_of,
 )
+from spadelab.config import same_section, upgrade_saved_config
 from spadelab.runtime import ConfigError
-from spadelab.tables.rundirs import IDENTITY_KEYS
+from spadelab.tables.rundirs import IDENTITY_KEYS, run_state
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +174,120 @@ def test_resume_refuses_a_foreign_checkpoint(train_cfg: dict[str, Any], tmp_path
         ValueError, match=r"^ckpt_path=.*foreign\.ckpt is not a spadelab checkpoint"
     ):
         check_checkpoint_matches(ckpt, train_cfg)
+
+
+# ---- configs saved by an older spadelab: groups without names, model.generator.input ----------
+
+
+def _old_format(cfg: dict) -> dict:
+    """``cfg`` as an older spadelab saved it: groups without ``name`` (model, data and scale
+    always had one) and the generator's ``input`` key."""
+    old = {
+        key: (
+            {k: v for k, v in value.items() if k != "name"}
+            if isinstance(value, dict) and key not in ("model", "data", "scale")
+            else value
+        )
+        for key, value in cfg.items()
+    }
+    generator = old["model"]["generator"]
+    old["model"] = {
+        **old["model"],
+        "generator": {("input" if k == "input_kind" else k): v for k, v in generator.items()},
+    }
+    return old
+
+
+def test_an_old_config_is_upgraded(compose_train) -> None:
+    cfg = OmegaConf.to_container(compose_train("scale=smoke", "encoder=vae"), resolve=True)
+    old = _old_format(cfg)
+    assert old["model"]["generator"]["input"] == "noise" and "name" not in old["norm"]
+    upgraded = upgrade_saved_config(old)
+    generator = upgraded["model"]["generator"]
+    assert generator["input_kind"] == "noise" and "input" not in generator
+    assert list(generator) == list(cfg["model"]["generator"])  # in the same place
+    assert "input" in old["model"]["generator"]  # the saved config itself is left alone
+    assert (
+        upgrade_saved_config(upgraded) == upgraded == upgrade_saved_config(OmegaConf.create(old))
+    )
+    assert upgrade_saved_config(cfg) == cfg  # today's configs pass unchanged
+    # Names it lacks are left out of comparisons; every section then equals today's.
+    assert all(same_section(upgraded.get(key), value) for key, value in cfg.items())
+    assert not same_section(upgraded["norm"], {**cfg["norm"], "eps": 0.5})
+    assert not same_section(cfg["norm"], {**cfg["norm"], "name": "other"})  # both named
+    # The upgraded config builds the same generator (the noise input: a linear first layer).
+    assert isinstance(builders.build_generator(upgraded).fc, torch.nn.Linear)
+    # Generators without the key (pix2pixHD) are left as they are.
+    pix2pixhd = OmegaConf.to_container(compose_train("model=pix2pixhd"), resolve=True)
+    assert upgrade_saved_config(_old_format(pix2pixhd))["model"] == pix2pixhd["model"]
+
+
+def test_a_checkpoint_saved_before_the_rename_loads_and_resumes(tmp_path: Path) -> None:
+    from spadelab.config import compose_config
+    from spadelab.module import SemanticSynthesis
+
+    overrides = ["scale=smoke", "model.generator.input_kind=noise", "norm=instance"]
+    cfg = OmegaConf.to_container(compose_config("train", ["run_dir=.", *overrides]), resolve=True)
+    module = SemanticSynthesis(cfg)
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    old = {"state_dict": module.state_dict(), "hyper_parameters": {"cfg": _old_format(cfg)}}
+    torch.save({**old, "epoch": 3, "global_step": 8}, ckpt)
+    # evaluate / synthesize / studio: rebuilt from its own (upgraded) config, weights loaded.
+    loaded = load_checkpoint(tmp_path / "run")
+    assert loaded.generator.input_kind.value == "noise"  # not the segmap default
+    assert loaded.cfg["model"]["generator"]["input_kind"] == "noise"
+    for key, value in module.generator.state_dict().items():
+        torch.testing.assert_close(loaded.generator.state_dict()[key], value)
+    # train ckpt_path=...: today's config (names, input_kind) is the same network.
+    check_checkpoint_matches(ckpt, cfg)
+    other = copy.deepcopy(cfg)
+    other["model"]["generator"]["input_kind"] = "segmap"
+    with pytest.raises(ConfigError, match="different model; use the same config"):
+        check_checkpoint_matches(ckpt, other)
+
+
+def test_an_old_run_dir_stays_complete(train_cfg: dict[str, Any], tmp_path: Path) -> None:
+    run_dir = tmp_path / "row-seed0"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(_old_format(train_cfg)))
+    (run_dir / "metrics.json").write_text(json.dumps({"generator": {"miou": 0.5}}))
+    assert "input:" in (run_dir / "config.yaml").read_text()
+    assert run_state(run_dir, train_cfg) == ("complete", "")
+    changed = copy.deepcopy(train_cfg)
+    changed["loss"]["lambda_feat"] = 0.0
+    state, message = run_state(run_dir, changed)
+    assert state == "stale" and "with a different loss (the experiment file" in message
+
+
+@pytest.mark.slow
+def test_a_run_saved_before_the_rename_resumes_training(tmp_path: Path) -> None:
+    from spadelab.commands.train import train
+    from spadelab.config import compose_config
+
+    run_dir = tmp_path / "run"
+    overrides = [
+        f"run_dir={run_dir}",
+        "scale=smoke",
+        "encoder=vae",  # model.generator.input_kind=noise, an encoder: both renamed/named
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "callbacks.progress=null",
+        "callbacks.samples=null",
+        "data.max_train_samples=4",
+        "data.num_workers=0",
+        "ckpt_path=auto",
+    ]
+    train(compose_config("train", [*overrides, "trainer.max_epochs=1"]))
+    # The run as an older spadelab left it: its checkpoint's config and config.yaml.
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+    old_cfg = _old_format(checkpoint["hyper_parameters"]["cfg"])
+    checkpoint["hyper_parameters"]["cfg"] = old_cfg
+    torch.save(checkpoint, ckpt)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(old_cfg))
+    summary = train(compose_config("train", [*overrides, "trainer.max_epochs=2"]))
+    assert summary["iterations"] == 4  # 2 iterations per epoch: the first epoch was kept
+    resumed = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert resumed["epoch"] == 1
+    assert resumed["hyper_parameters"]["cfg"]["model"]["generator"]["input_kind"] == "noise"

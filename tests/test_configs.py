@@ -6,14 +6,22 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from hydra.errors import HydraException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationKeyError
 
 from spadelab import builders
-from spadelab.config import CONF_DIR
-from spadelab.runtime import ConfigError, describe_error, validate_targets
+from spadelab.config import (
+    CONF_DIR,
+    NAMED_GROUPS,
+    RENAMED_KEYS,
+    group_components,
+    group_name,
+    without_name,
+)
+from spadelab.runtime import ConfigError, check_overrides, describe_error, validate_targets
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
 CHOICES = [
@@ -59,9 +67,13 @@ def test_every_config_file_composes_and_instantiates(
     validate_targets(cfg)
     plain = OmegaConf.to_container(cfg, resolve=True)
 
+    # Every group states its choice; instantiating drops it (config.without_name).
+    assert group_name(cfg, group) == choice
     # Norm and modulation: partial factories that build a layer.
-    norm = instantiate(cfg.norm)
-    layer = instantiate(cfg.modulation)(num_features=4, label_nc=3, param_free_norm=norm)
+    norm = instantiate(without_name(cfg.norm))
+    layer = instantiate(without_name(cfg.modulation))(
+        num_features=4, label_nc=3, param_free_norm=norm
+    )
     x = torch.randn(2, 4, 8, 8)
     assert layer(x, torch.ones(2, 3, 8, 8)).shape == x.shape
 
@@ -77,15 +89,15 @@ def test_every_config_file_composes_and_instantiates(
         else:
             assert discriminator.input_nc == semantic_nc + 3
         if encoder is not None:
-            assert plain["model"]["generator"]["input"] == "noise"
+            assert plain["model"]["generator"]["input_kind"] == "noise"
         datamodule = instantiate(cfg.data)
         assert datamodule is not None
 
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
-    assert len(loggers) == len([c for c in (cfg.get("logger") or {}).values() if c])
+    callbacks = [instantiate(c) for c in group_components(cfg.callbacks)]
+    loggers = [instantiate(c) for c in group_components(cfg.logger)]
+    assert len(loggers) == len(cfg.logger) - 1  # every entry but the group's name
     trainer = instantiate(
-        cfg.trainer,
+        without_name(cfg.trainer),
         callbacks=callbacks,
         logger=loggers or False,
         default_root_dir=str(tmp_path),
@@ -113,7 +125,7 @@ def test_default_training_config(compose_train) -> None:
     assert cfg.norm._target_.endswith("param_free.syncbatch")
     assert cfg.modulation._target_.endswith("modulation.SPADE")
     assert cfg.model.name == "spade_decoder" and cfg.encoder is None
-    assert cfg.model.generator.input == "segmap"
+    assert cfg.model.generator.input_kind == "segmap"
 
 
 def test_pix2pixhd_preset(compose_train) -> None:
@@ -132,21 +144,21 @@ MODELS = [c for g, c in CHOICES if g == "model"]
 
 @pytest.mark.parametrize("model", MODELS)
 def test_encoder_vae_switches_the_generator_to_noise(compose_train, model: str) -> None:
-    # encoder/generator/vae.yaml, merged after the model preset, writes model.generator.input
-    # itself: no global key that presets read back with a default.
+    # encoder/generator/vae.yaml, merged after the model preset, writes
+    # model.generator.input_kind itself: no global key that presets read back with a default.
     cfg = compose_train(f"model={model}")
     vae = compose_train(f"model={model}", "encoder=vae")
-    if "input" not in cfg.model.generator:
+    if "input_kind" not in cfg.model.generator:
         # A generator without a z input cannot take the encoder's: refused, naming the key
         # (the encoder's z_dim has nothing to read, or the generator has no input).
         with pytest.raises((ConfigError, InterpolationKeyError), match=r"model\.generator\."):
             validate_targets(vae)
         return
     assert vae.encoder._target_.endswith("ConvEncoder")
-    assert vae.model.generator.input == "noise" and "generator_input" not in vae
+    assert vae.model.generator.input_kind == "noise" and "generator_input" not in vae
     # Without the encoder, only the preset that turns the VAE on itself starts from noise.
     expected = "noise" if cfg.encoder is not None else "segmap"
-    assert cfg.model.generator.input == expected, model
+    assert cfg.model.generator.input_kind == expected, model
     assert (cfg.encoder is not None) == (model == "unpool_vaegan")
 
 
@@ -232,8 +244,77 @@ def test_reduced_gaugan_preset(compose_train) -> None:
 def test_unpool_vaegan_preset(compose_train) -> None:
     cfg = compose_train("model=unpool_vaegan")
     assert cfg.encoder._target_.endswith("ConvEncoder")
-    assert cfg.model.generator.input == "noise"
+    assert cfg.model.generator.input_kind == "noise"
     assert cfg.loss.lambda_kld > 0
+
+
+# --- Group names, and configs saved before them ---------------------------------------------
+
+
+def _group_node(group: str, path: Path) -> object:
+    """The node a group file puts at ``group`` (``_global_`` files: under that key)."""
+    text = path.read_text()
+    node = yaml.safe_load(text) or {}
+    return node.get(group) if "# @package _global_" in text else node
+
+
+@pytest.mark.parametrize(("group", "choice"), CHOICES, ids=[f"{g}={c}" for g, c in CHOICES])
+def test_every_group_file_states_its_name(group: str, choice: str) -> None:
+    # Each file itself, not one it extends (trainer/ddp on trainer/default): the name is the
+    # file's stem, as `group=choice` selects it.
+    assert group in NAMED_GROUPS
+    node = _group_node(group, CONF_DIR / group / f"{choice}.yaml")
+    if (group, choice) == ("encoder", "none"):
+        assert node is None  # encoder: null, read as "none" (conf/encoder/none.yaml says why)
+        assert group_name({"encoder": None}, "encoder") == "none"
+        return
+    assert isinstance(node, dict) and node.get("name") == choice
+
+
+def test_name_is_accepted_at_group_roots_only(compose_train) -> None:
+    cfg = compose_train("encoder=vae", "trainer=ddp_cpu")
+    validate_targets(cfg)  # norm, modulation, encoder, trainer and data carry a name
+    with pytest.raises(ConfigError, match=r"unknown key model\.generator\.name for "):
+        validate_targets(compose_train("+model.generator.name=x"))
+    # A typo next to the name still fails, listing the valid keys (the name among them).
+    with pytest.raises(ConfigError) as error:
+        validate_targets(compose_train("+norm.epss=1e-3"))
+    assert str(error.value).startswith("unknown key norm.epss for spadelab.norm.param_free.")
+    assert str(error.value).endswith("valid keys: eps, momentum, name, num_features")
+    with pytest.raises(ConfigError, match=r"unknown key trainer\.max_epoch for .*max_epochs"):
+        validate_targets(compose_train("+trainer.max_epoch=3"))
+
+
+def test_without_name_and_group_components(compose_train) -> None:
+    cfg = compose_train("modulation=spade", "callbacks=with_eval", "scale=smoke")
+    modulation = without_name(cfg.modulation)
+    # Resolved against the whole config (the copy has no root to resolve ${scale...} in).
+    assert modulation["hidden_channels"] == cfg.scale.spade_hidden and "name" not in modulation
+    assert without_name(None) is None and without_name({"a": 1}) == {"a": 1}
+    assert without_name({"name": "x", "sub": {"name": "kept"}}) == {"sub": {"name": "kept"}}
+    components = list(group_components(cfg.callbacks))
+    assert len(components) == 5 and all("_target_" in c for c in components)  # lr_monitor: null
+    assert list(group_components(compose_train("logger=none").logger)) == []
+    assert list(group_components(None)) == []
+
+
+def test_the_old_generator_key_fails_naming_the_new_one(compose_train, capsys) -> None:
+    # Refused rather than accepted with a warning: one key for the value everywhere (command
+    # line, experiments rows, saved configs once upgraded), and a row written with the old key
+    # is not silently a different experiment file from one written with the new.
+    assert RENAMED_KEYS == {"model.generator.input": "model.generator.input_kind"}
+    expected = (
+        "model.generator.input was renamed model.generator.input_kind; write "
+        "model.generator.input_kind=... instead (e.g. model.generator.input_kind=noise)"
+    )
+    with pytest.raises(SystemExit) as exit_:
+        check_overrides("train", "train", ["run_dir=.", "model.generator.input=noise"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == f"spadelab train: error: {expected}\n"
+    # With + (or in an experiments row) it composes, and the target check refuses it.
+    with pytest.raises(ConfigError) as error:
+        validate_targets(compose_train("+model.generator.input=noise"))
+    assert str(error.value) == expected
 
 
 # --- Errors that name the setting --------------------------------------------------------------

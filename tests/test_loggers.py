@@ -50,13 +50,47 @@ def test_axes_name_the_ablation_choices() -> None:
     assert concat["modulation"] == "concat" and concat["norm"] == "instance"
     assert concat["modulation_sites"] == "block_input+inner" and concat["encoder"] == "vae"
     icpe = axes_of("modulation=clade_icpe", "model=pix2pixhd", "norm=none")
-    assert icpe["modulation"] == "clade" and icpe["modulation_positional_encoding"] is True
+    assert icpe["modulation"] == "clade_icpe" and icpe["modulation_positional_encoding"] is True
     assert icpe["model"] == "pix2pixhd" and icpe["norm"] == "none"
     assert axes_of("modulation=param_free")["modulation"] == "param_free"
     swept = axes_of("experiment.table=table4", "experiment.row=kernel1")
     assert swept["table"] == "table4" and swept["row"] == "kernel1"
     # Every value is a scalar TensorBoard's hparams and wandb's config accept.
     assert all(isinstance(v, str | int | float | bool) for v in concat.values())
+    assert "modulation_name" not in concat  # the group's name is the axis itself
+
+
+def unnamed_axes(*overrides: str) -> dict[str, Any]:
+    """The axes of a config saved before groups had ``name`` (model, data and scale always had
+    one): derived from ``_target_``."""
+    cfg = compose_config("train", ["run_dir=.", "scale=smoke", *overrides])
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(plain, dict)
+    for group in ("norm", "modulation", "encoder"):
+        if isinstance(plain.get(group), dict):
+            plain[group].pop("name")
+    return loggers.run_axes(plain)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        (),
+        ("modulation=concat", "norm=instance", "encoder=vae"),
+        ("model=pix2pixhd", "norm=none", "modulation=param_free"),
+        ("modulation=clade", "norm=switchable_inln"),
+    ],
+)
+def test_axes_of_a_config_saved_before_group_names(overrides: tuple[str, ...]) -> None:
+    # Dashboards of old and new runs of a sweep line up: the names derived from _target_
+    # are the file names, and the model's from its generator class.
+    assert unnamed_axes(*overrides) == axes_of(*overrides)
+
+
+def test_clade_icpe_is_named_by_its_file() -> None:
+    # The one name _target_ cannot tell: CLADE-ICPE is the CLADE class with positional maps.
+    assert axes_of("modulation=clade_icpe")["modulation"] == "clade_icpe"
+    assert unnamed_axes("modulation=clade_icpe")["modulation"] == "clade"
 
 
 def test_summary_metrics_of_raw_and_ema_with_fid_when_present() -> None:

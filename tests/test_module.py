@@ -340,8 +340,8 @@ def test_samples_come_from_the_ema_generator_when_it_is_on(tmp_path: Path) -> No
 
 
 def test_vae_encoder_needs_noise_input(tmp_path: Path) -> None:
-    cfg = compose(tmp_path, "encoder=vae", "model.generator.input=segmap")
-    with pytest.raises(ValueError, match="model.generator.input=noise"):
+    cfg = compose(tmp_path, "encoder=vae", "model.generator.input_kind=segmap")
+    with pytest.raises(ValueError, match="model.generator.input_kind=noise"):
         SemanticSynthesis(OmegaConf.to_container(cfg, resolve=True))
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import torch.nn as nn
 from hydra.utils import instantiate
 
+from spadelab.config import without_name
 from spadelab.data.labels import LabelSpec
 from spadelab.data.transforms import PairedTransform
 from spadelab.nets.blocks import init_weights
@@ -37,7 +38,9 @@ def image_size(data_cfg: Mapping[str, Any]) -> tuple[int, int]:
 def build_generator(cfg: Mapping[str, Any]) -> nn.Module:
     spec = label_spec(cfg["data"])
     norm_layer = make_norm_layer(
-        instantiate(cfg["modulation"]), instantiate(cfg["norm"]), spec.semantic_nc
+        instantiate(without_name(cfg["modulation"])),
+        instantiate(without_name(cfg["norm"])),
+        spec.semantic_nc,
     )
     generator = instantiate(
         cfg["model"]["generator"],
@@ -59,6 +62,6 @@ def build_discriminator(cfg: Mapping[str, Any]) -> nn.Module:
 def build_encoder(cfg: Mapping[str, Any]) -> nn.Module | None:
     if cfg.get("encoder") is None:
         return None
-    encoder = instantiate(cfg["encoder"])
+    encoder = instantiate(without_name(cfg["encoder"]))
     init_weights(encoder, cfg["model"].get("init_gain", 0.02))
     return encoder

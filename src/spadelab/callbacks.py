@@ -26,6 +26,7 @@ from spadelab.data.labels import colorize
 from spadelab.loggers import log_evaluation, summary_metrics
 from spadelab.metrics.judge import JudgeSegmenter
 from spadelab.metrics.protocol import evaluate_generator, generators_to_score, judge_for
+from spadelab.nets.generators import draws_noise
 from spadelab.runtime import CheckpointWriteError, TrainingDiverged
 
 if TYPE_CHECKING:
@@ -132,10 +133,7 @@ class SampleGrid(pl.Callback):
         if module.generator_ema is not None:
             module.recalibrate_ema_norms([batch])
         z = self._z.to(module.device)
-        uses_noise = getattr(module.generator, "input", None) is not None and (
-            module.generator.input.value == "noise"
-        )
-        fake = module.synthesize(batch, z=z if uses_noise else None)
+        fake = module.synthesize(batch, z=z if draws_noise(module.generator) else None)
         grid = sample_grid(batch["label"], batch["image"], [fake], trainer.datamodule.palette)
         out_dir = Path(trainer.default_root_dir) / "samples"
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from spadelab.config import same_section, upgrade_saved_config
 from spadelab.runtime import ConfigError
 
 if TYPE_CHECKING:
@@ -126,13 +127,14 @@ def check_finite_weights(state_dict: Mapping[str, Any], source: str) -> None:
 
 
 def read_checkpoint(path: Path, setting: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(checkpoint, its training config)`` of a spadelab checkpoint with finite weights."""
+    """``(checkpoint, its training config)`` of a spadelab checkpoint with finite weights; the
+    config in today's keys when an older spadelab saved it (``config.upgrade_saved_config``)."""
     checkpoint = load_torch_file(path, setting)  # one line for empty/truncated/unsafe files
     cfg = (checkpoint.get("hyper_parameters") or {}).get("cfg")
     if not isinstance(cfg, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"{setting}={path} is not a spadelab checkpoint (no stored config)")
     check_finite_weights(checkpoint["state_dict"], f"{setting}={path}")  # a diverged run
-    return checkpoint, cfg
+    return checkpoint, upgrade_saved_config(cfg)
 
 
 def load_checkpoint(
@@ -165,8 +167,11 @@ def load_checkpoint(
 
 
 def architecture_differences(saved: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[str]:
-    """The settings in which two training configs build different networks."""
-    differences = [key for key in ARCHITECTURE_KEYS if saved.get(key) != cfg.get(key)]
+    """The settings in which two training configs build different networks (``saved`` read
+    back through ``read_checkpoint``: in today's keys, its groups maybe without ``name``)."""
+    differences = [
+        key for key in ARCHITECTURE_KEYS if not same_section(saved.get(key), cfg.get(key))
+    ]
     saved_data, data = saved.get("data") or {}, cfg.get("data") or {}
     differences += [
         f"data.{key}" for key in DATA_ARCHITECTURE_KEYS if saved_data.get(key) != data.get(key)

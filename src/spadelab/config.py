@@ -3,11 +3,12 @@ schemas of the plain (``_target_``-less) config sections."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,9 +74,109 @@ def override_value(value: str, setting: str) -> str:
     )
 
 
+# ---- config groups' names, and training configs saved by older versions --------------------
+# Every config group's file states its own choice (``name: <file stem>``), so logs, dashboards and
+# start lines read it from the config a run dir or checkpoint carries, not by splitting
+# ``_target_``. encoder=none is the exception: ``encoder: null`` is how every consumer tests "no
+# encoder" (see conf/encoder/none.yaml), and :func:`group_name` reads it as "none".
+NAMED_GROUPS = (
+    "model",
+    "data",
+    "scale",
+    "norm",
+    "modulation",
+    "encoder",
+    "loss",
+    "optim",
+    "perf",
+    "trainer",
+    "logger",
+    "callbacks",
+)
+
+# Keys renamed since configs were first saved: old dotted key -> new (same parent node).
+# Saved configs are upgraded on reading (:func:`upgrade_saved_config`); given today, the old key
+# fails in one line naming the new one (:func:`renamed_key_message`).
+RENAMED_KEYS = {
+    # ``input`` shadowed the builtin in the generators' signatures (values: segmap | noise).
+    "model.generator.input": "model.generator.input_kind",
+}
+
+
+def renamed_key_message(key: str) -> str | None:
+    """The one-line error for a key that was renamed (``key`` dotted, without ``+``/``~``)."""
+    new = RENAMED_KEYS.get(key)
+    if new is None:
+        return None
+    return f"{key} was renamed {new}; write {new}=... instead (e.g. {new}=noise)"
+
+
+def without_name(node: Any) -> Any:
+    """A config group's node without its ``name``, ready for ``instantiate``.
+
+    The name says which file was chosen; Hydra would pass it to the ``_target_`` as an argument.
+    DictConfigs are resolved first (a copy cut from its root could not resolve ``${scale.ngf}``).
+    """
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
+    if not isinstance(node, Mapping) or "name" not in node:
+        return node
+    return {key: value for key, value in node.items() if key != "name"}
+
+
+def group_components(node: Any) -> Iterator[Any]:
+    """The components of a group that is a dict of them (``logger``, ``callbacks``): every
+    entry but the group's ``name`` and those switched off with ``null`` (``callbacks.samples``)."""
+    for key, value in (node or {}).items():
+        if key != "name" and value:
+            yield value
+
+
+def group_name(cfg: Mapping[str, Any], group: str) -> str | None:
+    """The chosen file of ``group`` in a composed config: its ``name``; ``none`` for the null
+    encoder; ``None`` when a config saved before groups had names lacks it."""
+    node = cfg.get(group)
+    if node is None:
+        return "none" if group == "encoder" else None
+    name = node.get("name") if isinstance(node, Mapping) else None
+    return None if name is None else str(name)
+
+
+def upgrade_saved_config(cfg: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
+    """A training config saved by an older spadelab (checkpoint, run dir's config.yaml) in
+    today's keys: each of :data:`RENAMED_KEYS` moved to its new name, in place in its node.
+
+    Groups saved before they had names stay without one: :func:`same_section` then leaves the
+    name out of comparisons, and :mod:`spadelab.loggers` derives it from ``_target_``.
+    """
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=False)
+    upgraded = copy.deepcopy(dict(cfg))
+    for old, new in RENAMED_KEYS.items():
+        *parents, leaf = old.split(".")
+        new_leaf = new.rsplit(".", 1)[-1]
+        node: Any = upgraded
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node and new_leaf not in node:
+            items = [(new_leaf if key == leaf else key, value) for key, value in node.items()]
+            node.clear()
+            node.update(items)  # the same order: a saved config reads as before
+    return upgraded
+
+
+def same_section(saved: Any, current: Any) -> bool:
+    """Whether a saved config's section equals today's; a ``name`` the saved section lacks (it
+    was saved before groups had names) is left out, so older run dirs and checkpoints match."""
+    if isinstance(saved, Mapping) and isinstance(current, Mapping) and "name" not in saved:
+        current = {key: value for key, value in current.items() if key != "name"}
+    return saved == current
+
+
 # ---- schemas of the plain sections (checked by spadelab.runtime.check_unknown_keys) ----------
 @dataclass
 class LossConfig:
+    name: str = "default"
     gan_mode: str = "hinge"
     lambda_feat: float = 10.0
     lambda_vgg: float = 10.0
@@ -93,6 +194,7 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
+    name: str = "ttur"
     lr_g: float = 1.0e-4
     lr_d: float = 4.0e-4
     beta1: float = 0.0

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from spadelab.config import group_name
+
 log = logging.getLogger("spadelab.loggers")
 
 # Scored generators -> metric prefix (the callback's curves use the same names).
@@ -64,26 +66,37 @@ def _scalar(value: Any) -> Scalar | None:
     return None
 
 
+def _name(cfg: Mapping[str, Any], group: str) -> str:
+    """A group's chosen file: its ``name``; for a config saved before groups had names, derived
+    from ``_target_`` (the norm functions and the snake-cased modulation classes are named as
+    their files; CLADE-ICPE then reads ``clade``, the class it shares with CLADE)."""
+    name = group_name(cfg, group)
+    if name is not None:
+        return name
+    node = cfg.get(group) or {}
+    if group == "model":
+        return _snake(_target_name(node.get("generator")))
+    target = _target_name(node)
+    return ENCODERS.get(target, target) if group == "encoder" else _snake(target)
+
+
 def run_axes(cfg: Mapping[str, Any]) -> dict[str, Scalar]:
     """The ablation axes of a run's (resolved) config: the hparams of a sweep's comparison.
 
-    Names are derived from the config itself (not Hydra's choices), so a run evaluated long
+    Names are read from the config itself (not Hydra's choices), so a run evaluated long
     after training, from its config.yaml alone, gets the same names as during training.
     """
     model = cfg.get("model") or {}
     modulation = cfg.get("modulation") or {}
-    encoder = cfg.get("encoder")
     axes: dict[str, Scalar | None] = {
-        "model": model.get("name") or _snake(_target_name(model.get("generator"))),
-        "norm": _target_name(cfg.get("norm")),  # conf/norm choices are the function names
-        "modulation": _snake(_target_name(modulation)),  # SPADE -> spade, ParamFree -> ...
+        "model": _name(cfg, "model"),
+        "norm": _name(cfg, "norm"),
+        "modulation": _name(cfg, "modulation"),
     }
     for key, value in modulation.items():
-        if not key.startswith("_"):
+        if not key.startswith("_") and key != "name":
             axes[f"modulation_{key}"] = _scalar(value)  # kernel_size, hidden_channels, sites...
-    axes["encoder"] = (
-        "none" if not encoder else ENCODERS.get(_target_name(encoder), _target_name(encoder))
-    )
+    axes["encoder"] = _name(cfg, "encoder")
     axes["width_multiplier"] = _scalar((model.get("generator") or {}).get("width_multiplier"))
     axes["seed"] = _scalar(cfg.get("seed"))
     axes["scale"] = _scalar((cfg.get("scale") or {}).get("name"))

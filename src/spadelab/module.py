@@ -32,6 +32,7 @@ from spadelab.builders import build_discriminator, build_encoder, build_generato
 from spadelab.data.labels import semantic_input
 from spadelab.losses import ClassBalance
 from spadelab.nets.encoder import reparameterize
+from spadelab.nets.generators import draws_noise
 from spadelab.nets.oasis import OASISDiscriminator
 from spadelab.nets.vgg import VGG19Features
 from spadelab.norm.param_free import use_cpu_sync_batchnorm
@@ -110,9 +111,9 @@ class SemanticSynthesis(pl.LightningModule):
         self.discriminator = build_discriminator(cfg)
         self.oasis = OasisObjective.from_config(self.loss_cfg, self.discriminator, self.spec)
         self.encoder = build_encoder(cfg)
-        if self.encoder is not None and self.generator.input.value != "noise":
+        if self.encoder is not None and not draws_noise(self.generator):
             raise ValueError(
-                "encoder=vae needs model.generator.input=noise (the encoder produces z)"
+                "encoder=vae needs model.generator.input_kind=noise (the encoder produces z)"
             )
         ema_cfg = cfg.get("ema") or {}
         self.ema = EmaSchedule.from_config(ema_cfg) if ema_cfg.get("enabled") else None

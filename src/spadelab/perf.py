@@ -28,6 +28,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn as nn
 
+from spadelab.config import without_name
 from spadelab.runtime import ConfigError
 
 log = logging.getLogger("spadelab.perf")
@@ -62,7 +63,7 @@ class PerfSettings:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> PerfSettings:
-        cfg = dict(cfg or {})
+        cfg = dict(without_name(cfg) or {})  # the group's name labels the file, not a setting
         valid = {f.name for f in fields(cls)}
         unknown = sorted(set(cfg) - valid)
         if unknown:

@@ -74,7 +74,10 @@ def validate_targets(cfg: DictConfig | dict, path: str = "") -> None:
                 raise ConfigError(
                     f"{path or '<root>'}._target_={target} cannot be imported"
                 ) from error
-            _check_signature(fn, cfg, path)
+            # A config group's root (norm, trainer, ...) states its choice as ``name``, which
+            # is dropped before instantiation (config.without_name); deeper nodes have none.
+            group_root = bool(path) and "." not in path and "[" not in path
+            _check_signature(fn, cfg, path, {"name"} if group_root else set())
         for key, value in items:
             if isinstance(value, DictConfig | dict | ListConfig | list):
                 validate_targets(value, f"{path}.{key}" if path else str(key))
@@ -83,7 +86,7 @@ def validate_targets(cfg: DictConfig | dict, path: str = "") -> None:
             validate_targets(value, f"{path}[{i}]")
 
 
-def _check_signature(fn: Callable, cfg: Any, path: str) -> None:
+def _check_signature(fn: Callable, cfg: Any, path: str, extra: set[str]) -> None:
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -97,10 +100,15 @@ def _check_signature(fn: Callable, cfg: Any, path: str) -> None:
         if not bases or not str(getattr(fn, "__module__", "")).startswith("spadelab."):
             return
         params = {**inspect.signature(bases[0]).parameters, **params}
-    valid = {name for name in params if name not in ("self", "args", "kwargs")}
+    valid = {name for name in params if name not in ("self", "args", "kwargs")} | extra
     for key in cfg:
         if str(key).startswith("_") or key in valid:
             continue
+        from spadelab.config import renamed_key_message
+
+        renamed = renamed_key_message(f"{path}.{key}")
+        if renamed:
+            raise ConfigError(renamed)
         raise ConfigError(
             f"unknown key {path}.{key} for {fn.__module__}.{fn.__qualname__}; "
             f"valid keys: {', '.join(sorted(valid))}"
@@ -399,7 +407,7 @@ def check_overrides(name: str, config_name: str, args: list[str]) -> None:
     overrides = [a for a in args if not a.startswith(("hydra.", "hydra/", "+hydra", "~hydra"))]
     from hydra.core.global_hydra import GlobalHydra
 
-    from spadelab.config import compose_config
+    from spadelab.config import compose_config, renamed_key_message
 
     if GlobalHydra.instance().is_initialized():
         return
@@ -417,6 +425,9 @@ def check_overrides(name: str, config_name: str, args: list[str]) -> None:
             print(f"spadelab {name}: error: {' '.join(lines)}", file=sys.stderr)
             raise SystemExit(2) from None
         key = str(getattr(cause, "full_key", "") or "")
+        if renamed_key_message(key):  # model.generator.input: the new key, not the valid list
+            print(f"spadelab {name}: error: {renamed_key_message(key)}", file=sys.stderr)
+            raise SystemExit(2) from None
         parent, _, leaf = key.rpartition(".")
         rest = [a for a in overrides if not a.lstrip("+~").startswith(f"{key}=")]
         try:

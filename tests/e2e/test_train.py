@@ -50,7 +50,7 @@ def load(path: Path) -> dict[str, Any]:
 ROWS = {
     "spade_decoder": ["model=spade_decoder"],
     "spade_decoder-concat": ["modulation=concat"],
-    "spade_decoder-noise_input": ["model.generator.input=noise"],
+    "spade_decoder-noise_input": ["model.generator.input_kind=noise"],
     "spade_decoder-compact": ["model.generator.width_multiplier=0.75"],
     "pix2pixhd": ["model=pix2pixhd"],
     "pix2pixhd_pp": ["model=pix2pixhd_pp"],

@@ -84,7 +84,7 @@ def test_oasis_generator_noise_changes_the_image(compose_train, label_map) -> No
         compose_train("scale=smoke", "model=oasis", "norm=instance"), resolve=True
     )
     net = builders.build_generator(cfg).eval()
-    assert isinstance(net, OASISGenerator) and net.input.value == "noise"
+    assert isinstance(net, OASISGenerator) and net.input_kind.value == "noise"
     # Every SPADE layer sees the label map plus the 64 noise channels.
     spade = next(m for m in net.modules() if isinstance(m, SPADE))
     assert spade.mlp_shared[0].in_channels == net.semantic_nc + 64

@@ -148,7 +148,7 @@ def test_every_generator_norm_modulation_builds_and_trains(
 
 
 def test_noise_input_uses_z(compose_train, label_map) -> None:
-    cfg = _config(compose_train, "model=spade_decoder", "model.generator.input=noise")
+    cfg = _config(compose_train, "model=spade_decoder", "model.generator.input_kind=noise")
     net = builders.build_generator(cfg).eval()
     labels = label_map(2, net.semantic_nc, 32, 32)
     z = torch.randn(2, net.z_dim)
@@ -368,7 +368,7 @@ def test_encoder_from_config(compose_train) -> None:
     assert isinstance(encoder, ConvEncoder)
     assert encoder.input_size == cfg["scale"]["encoder_input_size"]
     assert encoder.z_dim == cfg["model"]["generator"]["z_dim"]
-    assert cfg["model"]["generator"]["input"] == "noise"
+    assert cfg["model"]["generator"]["input_kind"] == "noise"
     assert builders.build_encoder(_config(compose_train, "encoder=none")) is None
 
 

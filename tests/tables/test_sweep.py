@@ -115,7 +115,7 @@ def test_the_tables_hold_the_rows_the_paper_has() -> None:
     assert [r.name for r in table1.run_rows] == ["pix2pixhd", "spade"]
     assert {r.name for r in table1.rows if r.overrides is None} == {"crn", "sims"}
     table4 = sweep.load_experiment("table4")
-    assert table4.row("random_input").overrides == ("model.generator.input=noise",)
+    assert table4.row("random_input").overrides == ("model.generator.input_kind=noise",)
     assert table4.row("capacity_141m").overrides == (
         "model=spade_decoder",
         "model.generator.width_multiplier=1.25",

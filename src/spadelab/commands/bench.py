@@ -130,8 +130,10 @@ class _Case:
     def trainer(self, batches: int, callbacks: list[pl.Callback]) -> pl.Trainer:
         from hydra.utils import instantiate
 
+        from spadelab.config import without_name
+
         return instantiate(
-            self.cfg.trainer,
+            without_name(self.cfg.trainer),
             callbacks=callbacks,
             logger=False,
             max_epochs=1,

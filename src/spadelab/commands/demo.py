@@ -76,8 +76,8 @@ def run(overrides: list[str]) -> dict:
         "train", [f"run_dir={override_value(str(run_dir), 'run_dir')}", *overrides]
     )
     print(
-        f"[demo] training {cfg.model.name} ({cfg.norm._target_.rsplit('.', 1)[-1]} + "
-        f"{cfg.modulation._target_.rsplit('.', 1)[-1]}) on {cfg.data.name} at "
+        f"[demo] training {cfg.model.name} (norm={cfg.norm.name} + "
+        f"modulation={cfg.modulation.name}) on {cfg.data.name} at "
         f"{cfg.data.crop_size}x{cfg.data.crop_size}, {cfg.trainer.max_epochs} epochs -> {run_dir}"
     )
     train(cfg)

@@ -17,6 +17,7 @@ from spadelab.checkpoints import load_checkpoint
 from spadelab.config import CONF_DIR
 from spadelab.data.labels import check_label_range
 from spadelab.data.transforms import image_to_tensor, map_to_tensor, tensor_to_uint8
+from spadelab.nets.generators import draws_noise
 from spadelab.runtime import check_overrides, check_unknown_keys, resolve_device, run_command
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -115,10 +116,10 @@ def synthesize(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(
             "style= needs a model trained with encoder=vae; this checkpoint has no encoder"
         )
-    uses_noise = generator.input.value == "noise" if hasattr(generator, "input") else False
+    uses_noise = draws_noise(generator)
     if n_samples > 1 and not uses_noise and cfg.style is None:
         raise ValueError(
-            "n_samples > 1 needs a generator with random input (model.generator.input=noise "
+            "n_samples > 1 needs a generator with random input (model.generator.input_kind=noise "
             "or encoder=vae); this one is deterministic given the label map"
         )
     style = None

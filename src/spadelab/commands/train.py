@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from spadelab.callbacks import SkippedFilesReport
 from spadelab.checkpoints import check_checkpoint_matches, resume_checkpoint
-from spadelab.config import CONF_DIR
+from spadelab.config import CONF_DIR, group_components, without_name
 from spadelab.loggers import wandb_mode, with_run_axes
 from spadelab.module import SemanticSynthesis
 from spadelab.perf import performance_callbacks
@@ -117,15 +117,13 @@ def _fit(
     pl.seed_everything(int(cfg.seed), workers=True)
     datamodule = instantiate(cfg.data)
     module = SemanticSynthesis(plain)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks = [instantiate(c) for c in group_components(cfg.get("callbacks"))]
     callbacks += performance_callbacks(plain)  # precision + perf.*: checked now, applied in setup
     skipped = SkippedFilesReport()
     callbacks.append(skipped)
-    loggers = [
-        instantiate(with_run_axes(c, plain)) for c in (cfg.get("logger") or {}).values() if c
-    ]
+    loggers = [instantiate(with_run_axes(c, plain)) for c in group_components(cfg.get("logger"))]
     trainer: pl.Trainer = instantiate(
-        cfg.trainer,
+        without_name(cfg.trainer),
         callbacks=callbacks,
         logger=loggers or False,
         default_root_dir=str(run_dir),

@@ -33,8 +33,17 @@ def scaled_width(ngf: int, width_multiplier: float) -> int:
 
 
 class GeneratorInput(str, Enum):
+    """``model.generator.input_kind``: what the decoder starts from."""
+
     segmap = "segmap"  # the label map, downsampled, through a 3x3 conv (paper default)
     noise = "noise"  # z (random, or from the VAE encoder) through a linear layer
+
+
+def draws_noise(generator: nn.Module) -> bool:
+    """Whether ``generator`` starts from a random z (SPADE ``input_kind=noise``, OASIS' 3D
+    noise): samples, synthesize and the studio then draw z. Generators without z (pix2pixHD,
+    CRN) have no ``input_kind``."""
+    return getattr(generator, "input_kind", None) is GeneratorInput.noise
 
 
 class Upsamplings(str, Enum):
@@ -73,14 +82,14 @@ class SPADEGenerator(nn.Module):
         ngf: int = 64,
         width_multiplier: float = 1.0,
         z_dim: int = 256,
-        input: str = "segmap",
+        input_kind: str = "segmap",
         num_upsampling_layers: str = "normal",
         spectral_norm: bool = True,
     ) -> None:
         super().__init__()
         ngf = scaled_width(ngf, width_multiplier)
         self.semantic_nc = semantic_nc
-        self.input = GeneratorInput(input)
+        self.input_kind = GeneratorInput(input_kind)
         self.upsamplings = Upsamplings(num_upsampling_layers)
         self.num_up = NUM_UPSAMPLINGS[self.upsamplings]
         self.z_dim = z_dim
@@ -94,7 +103,7 @@ class SPADEGenerator(nn.Module):
             )
         self.sh, self.sw = height // factor, width // factor
         nf = ngf
-        if self.input is GeneratorInput.noise:
+        if self.input_kind is GeneratorInput.noise:
             self.fc = nn.Linear(z_dim, 16 * nf * self.sh * self.sw)
         else:
             self.fc = nn.Conv2d(semantic_nc, 16 * nf, 3, padding=1)
@@ -112,7 +121,7 @@ class SPADEGenerator(nn.Module):
         self.conv_img = nn.Conv2d(widths[-1], 3, 3, padding=1)
 
     def initial_features(self, label_map: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
-        if self.input is GeneratorInput.noise:
+        if self.input_kind is GeneratorInput.noise:
             if z is None:
                 z = torch.randn(label_map.shape[0], self.z_dim, device=label_map.device)
             return self.fc(z).view(label_map.shape[0], -1, self.sh, self.sw)
@@ -279,6 +288,7 @@ class Pix2PixHDGenerator(nn.Module):
 __all__ = [
     "DecoderContext",
     "GeneratorInput",
+    "draws_noise",
     "Pix2PixHDGenerator",
     "SPADEGenerator",
     "UnpoolSPADEGenerator",

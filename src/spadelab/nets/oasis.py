@@ -47,7 +47,7 @@ class OASISGenerator(nn.Module):
         self.z_dim = z_dim
         self.noise_3d = noise_3d
         # The 3D noise is the generator's random input: samples and synthesize draw z for it.
-        self.input = GeneratorInput.noise if noise_3d else GeneratorInput.segmap
+        self.input_kind = GeneratorInput.noise if noise_3d else GeneratorInput.segmap
         num_up = len(GENERATOR_WIDTHS) - 2
         height, width = image_size
         if height % 2**num_up or width % 2**num_up:

@@ -33,6 +33,7 @@ from spadelab.checkpoints import load_checkpoint
 from spadelab.data.labels import default_palette
 from spadelab.data.transforms import image_to_tensor, map_to_tensor, tensor_to_uint8
 from spadelab.module import SemanticSynthesis
+from spadelab.nets.generators import draws_noise
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_SAMPLES = 8
@@ -51,8 +52,7 @@ class StudioRun:
 
     @property
     def uses_noise(self) -> bool:
-        generator = self.module.generator
-        return hasattr(generator, "input") and generator.input.value == "noise"
+        return draws_noise(self.module.generator)
 
 
 @dataclass

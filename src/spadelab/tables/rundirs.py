@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from spadelab.atomic import LockHeld, try_pid_lock
 from spadelab.checkpoints import ARCHITECTURE_KEYS
-from spadelab.config import compose_config
+from spadelab.config import compose_config, same_section, upgrade_saved_config
 from spadelab.runtime import ConfigError
 from spadelab.tables.spec import Experiment
 
@@ -66,14 +66,17 @@ def identity(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_differences(run_dir: Path, cfg: dict[str, Any]) -> list[str]:
-    """Sections in which ``run_dir/config.yaml`` (a previous run) differs from ``cfg``."""
+    """Sections in which ``run_dir/config.yaml`` (a previous run) differs from ``cfg``.
+
+    A config saved by an older spadelab is read in today's keys (renamed keys moved, a group
+    ``name`` it lacks left out), so a run dir stays complete across such a change.
+    """
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         return []
-    saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=False)
-    assert isinstance(saved, dict)
+    saved = upgrade_saved_config(OmegaConf.load(saved_path))
     old, new = identity(saved), identity(cfg)
-    return [key for key in new if old.get(key) != new[key]]
+    return [key for key in new if not same_section(old.get(key), new[key])]
 
 
 def stale_message(run_dir: Path, differences: list[str]) -> str:
