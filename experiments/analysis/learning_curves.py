@@ -105,14 +105,20 @@ def print_tables(rows: dict[str, dict[int, tuple[Curve, Curve]]]) -> None:
             )
 
 
-def plot(rows: dict[str, dict[int, tuple[Curve, Curve]]], out: Path) -> None:
+def plot(rows: dict[str, dict[int, tuple[Curve, Curve]]], out: Path, label: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    panels = [("BatchNorm", "_batch"), ("InstanceNorm", "_instance")]
+    # One panel per norm that has runs (a sweep of one norm gets one panel, not an empty one).
+    panels = [
+        (title, tag)
+        for title, tag in [("BatchNorm", "_batch"), ("InstanceNorm", "_instance")]
+        if any(tag in name for name in rows)
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), sharey=True)
+    axes = list(axes) if len(panels) > 1 else [axes]
     for ax, (title, tag) in zip(axes, panels, strict=True):
         for name, seeds in sorted(rows.items()):
             if tag not in name:
@@ -126,11 +132,12 @@ def plot(rows: dict[str, dict[int, tuple[Curve, Curve]]], out: Path) -> None:
             n = len(seeds)
             (line,) = ax.plot(x, mean, style, marker="o", ms=3, label=f"{name} (n={n})")
             ax.fill_between(x, low, high, color=line.get_color(), alpha=0.15)
-        ax.set_title(f"{title}: EMA generator, judge mIoU (95% CI band)")
+        ax.set_title(f"{title}: EMA generator, judge mIoU (95% CI band)", fontsize=10)
         ax.set_xlabel("generator iterations")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
     axes[0].set_ylabel("mIoU (64 val images)")
+    fig.suptitle(f"{label}: in-training evaluation", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     print(f"\nwrote {out}")
@@ -143,7 +150,7 @@ def main() -> None:
     if not rows:
         sys.exit(f"no run dirs with metrics.csv under {root}: pass the results dir of a sweep")
     print_tables(rows)
-    plot(rows, out)
+    plot(rows, out, root.name)
 
 
 if __name__ == "__main__":
