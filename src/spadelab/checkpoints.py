@@ -1,7 +1,7 @@
 """Checkpoints: where a setting's checkpoint is, how it is read, and whether it fits a config.
 
 Every command that takes a checkpoint (``ckpt=`` of evaluate / synthesize / studio,
-``ckpt_path=`` of train, ``--out`` of import-official) finds it here, so a run dir means the
+``ckpt_path=`` of train, ``out=`` of import-official) finds it here, so a run dir means the
 same file everywhere: ``<run_dir>/checkpoints/last.ckpt`` (or ``<dir>/last.ckpt``).
 Files are read with ``torch.load(weights_only=True)``: a checkpoint is data, never code.
 """
