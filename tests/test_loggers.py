@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
+import smoke
 from spadelab import loggers
 from spadelab.config import compose_config
 
@@ -18,14 +19,10 @@ sys.path.insert(0, str(Path(__file__).parent / "tables"))
 from report_files import wandb_records  # noqa: E402
 
 QUIET = [
-    "scale=smoke",
-    "data.max_train_samples=4",
-    "data.max_val_samples=4",
+    *smoke.QUIET,
+    *smoke.TINY,
+    "data.max_val_samples=4",  # the last value of a key wins
     "scale.judge_steps=3",
-    "trainer.max_epochs=1",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "callbacks.progress=null",
     "callbacks.samples=null",
 ]
 

@@ -15,17 +15,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import spadelab.commands.train as train_module
+from smoke import QUIET
 from spadelab.commands.train import train
 from spadelab.config import compose_config
 from spadelab.module import SemanticSynthesis, lr_factor
-
-QUIET = [
-    "scale=smoke",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "callbacks.progress=null",
-    "data.num_workers=0",
-]
 
 
 def compose(tmp_path: Path, *overrides: str) -> DictConfig:

@@ -12,26 +12,20 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from PIL import Image
 
-from smoke import SMOKE_TRAIN
+from smoke import SMOKE_TRAIN, train_run
 from spadelab.commands.synthesize import synthesize
-from spadelab.commands.train import train
 from spadelab.config import compose_config
-
-
-def _train(run_dir: Path, *overrides: str) -> Path:
-    train(compose_config("train", [f"run_dir={run_dir}", *SMOKE_TRAIN, *overrides]))
-    return run_dir
 
 
 @pytest.fixture(scope="module")
 def segmap_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default SPADE decoder: deterministic given the label map."""
-    return _train(tmp_path_factory.mktemp("segmap") / "run")
+    return train_run(tmp_path_factory.mktemp("segmap") / "run")
 
 
 @pytest.fixture(scope="module")
 def vae_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _train(tmp_path_factory.mktemp("vae") / "run", "encoder=vae")
+    return train_run(tmp_path_factory.mktemp("vae") / "run", "encoder=vae")
 
 
 @pytest.fixture(scope="module")

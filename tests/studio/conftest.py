@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from studio_helpers import BROWSER_TIMEOUT_MS, TRAIN
 
+from smoke import train_run
+
 
 @pytest.fixture
 def page(browser):
@@ -35,21 +37,13 @@ def page(browser):
     assert page.outside == [], f"the page fetched from outside localhost: {page.outside}"
 
 
-def _train(run_dir: Path, *overrides: str) -> Path:
-    from spadelab.commands.train import train
-    from spadelab.config import compose_config
-
-    train(compose_config("train", [f"run_dir={run_dir}", *TRAIN, *overrides]))
-    return run_dir
-
-
 @pytest.fixture(scope="session")
 def segmap_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default SPADE decoder at smoke scale: deterministic given the label map."""
-    return _train(tmp_path_factory.mktemp("segmap") / "segmap")
+    return train_run(tmp_path_factory.mktemp("segmap") / "segmap", base=TRAIN)
 
 
 @pytest.fixture(scope="session")
 def vae_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """encoder=vae at smoke scale: style images and diverse samples."""
-    return _train(tmp_path_factory.mktemp("vae") / "vae", "encoder=vae")
+    return train_run(tmp_path_factory.mktemp("vae") / "vae", "encoder=vae", base=TRAIN)
