@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from spadelab.callbacks import EvaluationCallback
-from spadelab.config import JudgeConfig, compose_config, override_value
+from spadelab.config import JudgeConfig, StyleConfig, compose_config, override_value
 
 
 @pytest.mark.parametrize(
@@ -40,6 +40,17 @@ def test_judge_defaults_have_one_home() -> None:
     assert dict(tuned.eval.judge) == dataclasses.asdict(JudgeConfig(steps=7, lr=0.5))
     callback = EvaluationCallback(judge_steps=9)
     assert callback.eval_cfg["judge"] == dataclasses.asdict(JudgeConfig(steps=9))
+
+
+def test_style_classifier_defaults_have_one_home() -> None:
+    cfg = compose_config("evaluate", ["ckpt=x"])
+    assert dict(cfg.eval.style) == dataclasses.asdict(StyleConfig())
+    tuned = compose_config("evaluate", ["ckpt=x", "eval.style.steps=7", "eval.style.lr=0.5"])
+    assert dict(tuned.eval.style) == dataclasses.asdict(StyleConfig(steps=7, lr=0.5))
+    callback = EvaluationCallback(max_images=5, style_fidelity="false")
+    assert callback.eval_cfg["style"] == dataclasses.asdict(
+        StyleConfig(fidelity="false", max_images=5)
+    )
 
 
 def test_judge_values_are_checked_like_every_plain_key() -> None:

@@ -21,11 +21,16 @@ from pytorch_lightning.loggers.logger import rank_zero_experiment
 from torchvision.utils import make_grid, save_image
 
 from spadelab.atomic import atomic_path
-from spadelab.config import JudgeConfig
+from spadelab.config import JudgeConfig, StyleConfig
 from spadelab.data.labels import colorize
 from spadelab.loggers import log_evaluation, summary_metrics
 from spadelab.metrics.judge import JudgeSegmenter
-from spadelab.metrics.protocol import evaluate_generator, generators_to_score, judge_for
+from spadelab.metrics.protocol import (
+    add_style_fidelity,
+    evaluate_generator,
+    generators_to_score,
+    judge_for,
+)
 from spadelab.nets.generators import draws_noise
 from spadelab.runtime import CheckpointWriteError, TrainingDiverged
 
@@ -273,6 +278,7 @@ class EvaluationCallback(pl.Callback):
         judge_steps: int = 1500,
         cache_dir: str = "~/.cache/spadelab",
         resolution_mode: str = "generated",
+        style_fidelity: str = "auto",
     ) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"callbacks.evaluation.every_n_epochs={every_n_epochs} must be >= 1")
@@ -284,6 +290,11 @@ class EvaluationCallback(pl.Callback):
             "cache_dir": str(Path(cache_dir).expanduser()),
             # The same judge as `spadelab evaluate` of this run (eval.judge.steps: null).
             "judge": dataclasses.asdict(JudgeConfig(steps=judge_steps)),
+            # Style-fidelity curves for VAE runs on data with known styles (auto), with the
+            # classifier and guiding images of `spadelab evaluate`, on max_images label maps.
+            "style": dataclasses.asdict(
+                StyleConfig(fidelity=str(style_fidelity), max_images=max_images)
+            ),
         }
         self.segmenter: JudgeSegmenter | None = None
 
@@ -307,7 +318,15 @@ class EvaluationCallback(pl.Callback):
                 max_images=self.max_images,
                 device=device,
             )
-        scores = summary_metrics(results)  # eval/miou, eval_ema/fd_judge, ...
+        add_style_fidelity(
+            results,
+            pl_module,
+            datamodule,
+            self.eval_cfg["style"],
+            self.eval_cfg["cache_dir"],
+            device,
+        )
+        scores = summary_metrics(results)  # eval/miou, eval_ema/style_fidelity, ...
         for logger in trainer.loggers:
             logger.log_metrics(scores, step=trainer.global_step)  # the curves
         # The latest evaluation as the run's summary: TensorBoard HParams, wandb summary.

@@ -270,11 +270,13 @@ class ExperimentConfig:
     tags: list[str] = field(default_factory=list)
 
 
-# The judge's settings have one home, JudgeConfig: conf/evaluate.yaml takes its defaults from
-# here (``- /schema/judge@eval.judge``) and the in-training EvaluationCallback builds one. Stored
+# The judge's and the style classifier's settings have one home each, JudgeConfig and
+# StyleConfig: conf/evaluate.yaml takes its defaults from here (``- /schema/judge@eval.judge``,
+# ``- /schema/style@eval.style``) and the in-training EvaluationCallback builds both. Stored
 # as a plain dict: check_unknown_keys checks keys and types with the valid keys listed, where a
 # typed node would fail inside Hydra with "Error merging override".
 ConfigStore.instance().store(group="schema", name="judge", node=dataclasses.asdict(JudgeConfig()))
+ConfigStore.instance().store(group="schema", name="style", node=dataclasses.asdict(StyleConfig()))
 
 SECTION_SCHEMAS: dict[str, type] = {
     "loss": LossConfig,

@@ -102,31 +102,49 @@ def test_style_net_shapes() -> None:
         StyleNet(1)
 
 
-def test_evaluate_reports_style_fidelity_for_a_vae_run(tmp_path: Path) -> None:
+def test_style_fidelity_curves_in_training_and_the_same_classifier_in_evaluate(
+    tmp_path: Path,
+) -> None:
+    """A VAE run with the in-training evaluation logs eval/style_fidelity curves (raw and EMA);
+    `spadelab evaluate` then scores it with the very classifier the callback trained."""
+    import csv
+
+    from smoke import QUIET
     from spadelab.commands.evaluate import evaluate
     from spadelab.commands.train import train
 
-    run = tmp_path / "run"
-    quiet = ["scale=smoke", "callbacks.progress=null", "callbacks.samples=null"]
+    run, cache = tmp_path / "run", tmp_path / "cache"
     train(
         compose_config(
-            "train", [f"run_dir={run}", *quiet, "encoder=vae", "data.max_val_samples=24"]
-        )
-    )
-    results = evaluate(
-        compose_config(
-            "evaluate",
+            "train",
             [
-                f"ckpt={run}",
-                f"eval.cache_dir={tmp_path / 'cache'}",
-                "eval.judge.steps=3",
-                "eval.style.steps=5",
-                "eval.style.max_images=4",
+                f"run_dir={run}",
+                *QUIET,
+                "callbacks.samples=null",
+                "encoder=vae",
+                "data.max_val_samples=24",
+                "callbacks=with_eval",
+                f"callbacks.evaluation.cache_dir={cache}",
+                "callbacks.evaluation.max_images=4",
             ],
         )
     )
+    rows = list(csv.DictReader((next(run.glob("logs/**/metrics.csv"))).open()))
+    curve = [float(r["eval/style_fidelity"]) for r in rows if r.get("eval/style_fidelity")]
+    assert len(curve) == 2  # scale=smoke: 2 epochs, one evaluation each
+    assert all(0.0 <= v <= 100.0 for v in curve)
+    assert any(r.get("eval_ema/style_fidelity") for r in rows)
+    classifiers = sorted(cache.glob("style-*.pt"))
+    assert len(classifiers) == 1
+    trained_at = classifiers[0].stat().st_mtime_ns
+
+    results = evaluate(
+        compose_config(
+            "evaluate", [f"ckpt={run}", f"eval.cache_dir={cache}", "eval.style.max_images=4"]
+        )
+    )
+    assert sorted(cache.glob("style-*.pt")) == classifiers  # read back, not retrained
+    assert classifiers[0].stat().st_mtime_ns == trained_at
     assert set(results["style_classifier"]) == {"ceiling_accuracy", "styles"}
     for name in ("generator", "generator_ema"):
         assert 0.0 <= results[name]["style_fidelity"] <= 100.0
-        # 4 label maps x 4 guiding styles, less the label maps that are a guide's own scene.
-        assert 4 * 4 - 4 <= results[name]["num_generated"] <= 4 * 4

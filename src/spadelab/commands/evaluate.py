@@ -21,8 +21,12 @@ from spadelab.checkpoints import find_checkpoint, load_checkpoint, run_dir_of
 from spadelab.config import CONF_DIR
 from spadelab.loggers import log_run_evaluation
 from spadelab.metrics.judge import config_hash
-from spadelab.metrics.protocol import evaluate_generator, generators_to_score, judge_for
-from spadelab.module import SemanticSynthesis
+from spadelab.metrics.protocol import (
+    add_style_fidelity,
+    evaluate_generator,
+    generators_to_score,
+    judge_for,
+)
 from spadelab.runtime import run_command, write_json
 
 log = logging.getLogger("spadelab.evaluate")
@@ -141,7 +145,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         scores.pop("per_class_iou", None)
         scores.update(fid_for(scores["fake_dir"], scores["real_dir"], cfg.eval, fid_key))
         results[name] = scores
-    add_style_fidelity(results, module, datamodule, eval_cfg, cfg.device)
+    add_style_fidelity(
+        results, module, datamodule, eval_cfg.get("style") or {}, eval_cfg["cache_dir"], cfg.device
+    )
     write_json(out_dir / "metrics.json", results)
     if own_evaluation:
         write_json(run_dir / "metrics.json", results)
@@ -149,77 +155,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         log_run_evaluation(run_dir, module.cfg, results)
     print(format_results(results))
     return results
-
-
-def add_style_fidelity(
-    results: dict[str, Any], module: SemanticSynthesis, datamodule: Any, eval_cfg: Any, device: str
-) -> None:
-    """Style fidelity of every scored generator, for VAE runs on data with known styles."""
-    style_cfg = eval_cfg.get("style") or {}
-    setting = str(style_cfg.get("fidelity", "auto")).lower()
-    styles = getattr(datamodule.val_set, "styles", None)
-    if setting in ("false", "off", "none") or module.encoder is None or not styles:
-        if setting == "true":
-            raise ValueError(
-                "eval.style.fidelity=true needs a run trained with encoder=vae on a dataset with "
-                "known styles (data=synthetic); use eval.style.fidelity=auto"
-            )
-        return
-    from spadelab.data.datamodule import collate
-    from spadelab.metrics.style import (
-        MissingStyleError,
-        load_or_train_style_classifier,
-        style_fidelity,
-    )
-
-    loader_kwargs = {"batch_size": int(style_cfg["batch_size"]), "collate_fn": collate}
-    generator = torch.Generator().manual_seed(int(style_cfg["seed"]))
-    key = config_hash(
-        {
-            "dataset": datamodule.name,
-            "image_size": list(datamodule.image_size),
-            "train": len(datamodule.train_set),
-            "val": len(datamodule.val_set),
-        }
-    )
-    classifier, report = load_or_train_style_classifier(
-        eval_cfg["cache_dir"],
-        key,
-        torch.utils.data.DataLoader(
-            datamodule.train_set, shuffle=True, generator=generator, **loader_kwargs
-        ),
-        torch.utils.data.DataLoader(datamodule.val_set, shuffle=False, **loader_kwargs),
-        num_styles=len(styles),
-        steps=int(style_cfg["steps"]),
-        lr=float(style_cfg["lr"]),
-        seed=int(style_cfg["seed"]),
-        width=int(style_cfg["width"]),
-        device=device,
-    )
-    results["style_classifier"] = {
-        "ceiling_accuracy": report["val_accuracy"],
-        "styles": list(styles),
-    }
-    for name in ("generator", "generator_ema"):
-        if name not in results:
-            continue
-        use_ema = name == "generator_ema"
-        try:
-            scores = style_fidelity(
-                lambda batch, guide, use_ema=use_ema: module.synthesize(
-                    batch, use_ema=use_ema, style_image=guide
-                ),
-                datamodule.val_dataloader(),
-                classifier,
-                len(styles),
-                max_images=style_cfg.get("max_images"),
-                device=device,
-            )
-        except MissingStyleError as error:
-            results["style_classifier"]["status"] = f"skipped: {error}"
-            log.warning("style fidelity skipped: %s", error)
-            return
-        results[name].update(scores)
 
 
 def format_results(results: dict[str, Any]) -> str:

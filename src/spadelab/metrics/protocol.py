@@ -7,6 +7,7 @@ than the label map: ``"generated"`` scores at the generated size against nearest
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -25,12 +26,15 @@ from spadelab.metrics.segmentation import ConfusionMatrix, get_label_mapping, pr
 
 __all__ = [
     "ResolutionMode",
+    "add_style_fidelity",
     "evaluate_generator",
     "generators_to_score",
     "judge_for",
     "save_png",
     "to_uint8",
 ]
+
+log = logging.getLogger("spadelab.metrics")
 
 ResolutionMode = Literal["generated", "label"]
 
@@ -232,3 +236,83 @@ def generators_to_score(module: Any, wanted: list[str]) -> dict[str, bool]:
     if not names:
         raise ValueError(f"eval.generators={wanted} selects nothing; use [raw] and/or [ema]")
     return names
+
+
+def add_style_fidelity(
+    results: dict[str, Any],
+    module: Any,
+    datamodule: Any,
+    style_cfg: Mapping[str, Any],
+    cache_dir: str,
+    device: str,
+) -> None:
+    """Style fidelity of every generator in ``results``, for runs with an image encoder on data
+    with known styles (the synthetic landscapes); nothing otherwise.
+
+    Shared by ``spadelab evaluate`` and the in-training evaluation, so both use the same cached
+    style classifier and the same guiding images. ``style_cfg`` is a ``StyleConfig`` mapping.
+    """
+    setting = str(style_cfg.get("fidelity", "auto")).lower()
+    styles = getattr(datamodule.val_set, "styles", None)
+    if setting in ("false", "off", "none") or module.encoder is None or not styles:
+        if setting == "true":
+            raise ValueError(
+                "eval.style.fidelity=true needs a run trained with encoder=vae on a dataset with "
+                "known styles (data=synthetic); use eval.style.fidelity=auto"
+            )
+        return
+    from spadelab.data.datamodule import collate  # the datamodule imports Lightning
+    from spadelab.metrics.style import (
+        MissingStyleError,
+        load_or_train_style_classifier,
+        style_fidelity,
+    )
+
+    loader_kwargs = {"batch_size": int(style_cfg["batch_size"]), "collate_fn": collate}
+    generator = torch.Generator().manual_seed(int(style_cfg["seed"]))
+    key = config_hash(
+        {
+            "dataset": datamodule.name,
+            "image_size": list(datamodule.image_size),
+            "train": len(datamodule.train_set),
+            "val": len(datamodule.val_set),
+        }
+    )
+    classifier, report = load_or_train_style_classifier(
+        cache_dir,
+        key,
+        torch.utils.data.DataLoader(
+            datamodule.train_set, shuffle=True, generator=generator, **loader_kwargs
+        ),
+        torch.utils.data.DataLoader(datamodule.val_set, shuffle=False, **loader_kwargs),
+        num_styles=len(styles),
+        steps=int(style_cfg["steps"]),
+        lr=float(style_cfg["lr"]),
+        seed=int(style_cfg["seed"]),
+        width=int(style_cfg["width"]),
+        device=device,
+    )
+    results["style_classifier"] = {
+        "ceiling_accuracy": report["val_accuracy"],
+        "styles": list(styles),
+    }
+    for name in ("generator", "generator_ema"):
+        if name not in results:
+            continue
+        use_ema = name == "generator_ema"
+        try:
+            scores = style_fidelity(
+                lambda batch, guide, use_ema=use_ema: module.synthesize(
+                    batch, use_ema=use_ema, style_image=guide
+                ),
+                datamodule.val_dataloader(),
+                classifier,
+                len(styles),
+                max_images=style_cfg.get("max_images"),
+                device=device,
+            )
+        except MissingStyleError as error:
+            results["style_classifier"]["status"] = f"skipped: {error}"
+            log.warning("style fidelity skipped: %s", error)
+            return
+        results[name].update(scores)
