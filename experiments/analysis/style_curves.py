@@ -46,9 +46,14 @@ def final_scores(run: Path) -> dict[str, float] | None:
             value = (results.get(name) or {}).get(metric)
             if value is not None:
                 scores[f"{prefix}/{metric}"] = float(value)
-    ceiling = (results.get("style_classifier") or {}).get("ceiling_accuracy")
-    if ceiling is not None:
-        scores["ceiling"] = float(ceiling)
+    classifier = results.get("style_classifier") or {}
+    if classifier.get("ceiling_accuracy") is not None:
+        scores["ceiling"] = float(classifier["ceiling_accuracy"])
+    # Per guiding style: the share of its outputs classified as that style (confusion rows).
+    for name, prefix in (("generator", "raw"), ("generator_ema", "EMA")):
+        confusion = (results.get(name) or {}).get("confusion")
+        for k, (row, style) in enumerate(zip(confusion or [], classifier.get("styles", []))):
+            scores[f"{prefix} {style}"] = 100.0 * row[k] / max(sum(row), 1)
     return scores
 
 
@@ -69,6 +74,14 @@ def table(name: str, curve: dict[int, dict[str, float]], final: dict[str, float]
         )
     if final:
         lines.append(f"| final `spadelab evaluate` | {cells(final)} |")
+        per_style = [k for k in final if k.startswith(("raw ", "EMA "))]
+        if per_style:
+            lines += [
+                "",
+                "Final, per guiding style: "
+                + ", ".join(f"{k} {final[k]:.0f}%" for k in per_style)
+                + ".",
+            ]
         if "ceiling" in final:
             lines += [
                 "",
@@ -111,7 +124,7 @@ def main(results_dir: Path, out_png: Path) -> None:
     ax.set_xlabel("generator iterations")
     ax.set_ylabel("style fidelity (%)")
     ax.set_ylim(0, 105)
-    ax.set_title("Does the VAE learn the four styles? (SCALE=cpu, in-training evaluation)")
+    ax.set_title("VAE style fidelity in training (SCALE=cpu)")
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(out_png, dpi=120)
