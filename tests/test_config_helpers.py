@@ -47,10 +47,15 @@ def test_style_classifier_defaults_have_one_home() -> None:
     assert dict(cfg.eval.style) == dataclasses.asdict(StyleConfig())
     tuned = compose_config("evaluate", ["ckpt=x", "eval.style.steps=7", "eval.style.lr=0.5"])
     assert dict(tuned.eval.style) == dataclasses.asdict(StyleConfig(steps=7, lr=0.5))
-    callback = EvaluationCallback(max_images=5, style_fidelity="false")
+    callback = EvaluationCallback(max_images=5, style_fidelity=False)  # YAML's false
     assert callback.eval_cfg["style"] == dataclasses.asdict(
         StyleConfig(fidelity="false", max_images=5)
     )
+    with pytest.raises(
+        ValueError,
+        match=r"^callbacks\.evaluation\.style_fidelity='always' is not one of auto, true, false$",
+    ):
+        EvaluationCallback(style_fidelity="always")
 
 
 def test_judge_values_are_checked_like_every_plain_key() -> None:

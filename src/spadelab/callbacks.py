@@ -30,6 +30,7 @@ from spadelab.metrics.protocol import (
     evaluate_generator,
     generators_to_score,
     judge_for,
+    style_fidelity_setting,
 )
 from spadelab.nets.generators import draws_noise
 from spadelab.runtime import CheckpointWriteError, TrainingDiverged
@@ -293,7 +294,12 @@ class EvaluationCallback(pl.Callback):
             # Style-fidelity curves for VAE runs on data with known styles (auto), with the
             # classifier and guiding images of `spadelab evaluate`, on max_images label maps.
             "style": dataclasses.asdict(
-                StyleConfig(fidelity=str(style_fidelity), max_images=max_images)
+                StyleConfig(
+                    fidelity=style_fidelity_setting(
+                        style_fidelity, "callbacks.evaluation.style_fidelity"
+                    ),
+                    max_images=max_images,
+                )
             ),
         }
         self.segmenter: JudgeSegmenter | None = None

@@ -27,6 +27,7 @@ from spadelab.metrics.segmentation import ConfusionMatrix, get_label_mapping, pr
 __all__ = [
     "ResolutionMode",
     "add_style_fidelity",
+    "style_fidelity_setting",
     "evaluate_generator",
     "generators_to_score",
     "judge_for",
@@ -238,6 +239,17 @@ def generators_to_score(module: Any, wanted: list[str]) -> dict[str, bool]:
     return names
 
 
+STYLE_FIDELITY_SETTINGS = ("auto", "true", "false")
+
+
+def style_fidelity_setting(value: Any, setting: str = "eval.style.fidelity") -> str:
+    """``auto`` | ``true`` | ``false`` (YAML booleans included), else one line naming the fix."""
+    text = str(value).lower()
+    if text not in STYLE_FIDELITY_SETTINGS:
+        raise ValueError(f"{setting}={value!r} is not one of auto, true, false")
+    return text
+
+
 def add_style_fidelity(
     results: dict[str, Any],
     module: Any,
@@ -252,9 +264,9 @@ def add_style_fidelity(
     Shared by ``spadelab evaluate`` and the in-training evaluation, so both use the same cached
     style classifier and the same guiding images. ``style_cfg`` is a ``StyleConfig`` mapping.
     """
-    setting = str(style_cfg.get("fidelity", "auto")).lower()
+    setting = style_fidelity_setting(style_cfg.get("fidelity", "auto"))
     styles = getattr(datamodule.val_set, "styles", None)
-    if setting in ("false", "off", "none") or module.encoder is None or not styles:
+    if setting == "false" or module.encoder is None or not styles:
         if setting == "true":
             raise ValueError(
                 "eval.style.fidelity=true needs a run trained with encoder=vae on a dataset with "
