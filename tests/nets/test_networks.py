@@ -435,6 +435,32 @@ def test_vgg_features_load_a_local_state_dict(tmp_path: Path, monkeypatch) -> No
     torch.testing.assert_close(normalized, expected)
 
 
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+def test_vgg_features_keep_only_the_features(tmp_path: Path, monkeypatch, zip_format) -> None:
+    """The classifier of the weights file is neither built nor kept, in either file format.
+
+    torchvision's own vgg19-dcbb9e9d.pth predates torch's zip format: it cannot be
+    memory-mapped and is read whole; a zip-format file is mapped.
+    """
+    monkeypatch.setattr(vgg_module, "vgg19", TinyVGG19)
+    torch.manual_seed(0)
+    source = TinyVGG19()
+    path = tmp_path / "vgg19.pth"
+    torch.save(source.state_dict(), path, _use_new_zipfile_serialization=zip_format)
+    net = vgg_module.VGG19Features(str(path))
+    assert not any(p.is_meta for p in net.parameters())
+    used = source.features[: vgg_module.SLICE_ENDS[-1]]  # up to relu5_1
+    assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in used.parameters())
+    for mine, theirs in zip(net.parameters(), used.parameters(), strict=True):
+        torch.testing.assert_close(mine, theirs)
+    # A file holding only the features is enough: the classifier is never looked at.
+    features_only = tmp_path / "features.pth"
+    torch.save(
+        {k: v for k, v in source.state_dict().items() if k.startswith("features.")}, features_only
+    )
+    vgg_module.VGG19Features(str(features_only))
+
+
 def test_vgg_weights_errors_name_the_setting(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(vgg_module, "vgg19", TinyVGG19)
     with pytest.raises(ValueError, match="loss.vgg_weights"):

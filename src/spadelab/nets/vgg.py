@@ -15,6 +15,19 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict at ``path``, memory-mapped when it is in torch's zip format.
+
+    Files in the legacy (pre-1.6) format cannot be mapped and are read whole.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as error:
+        if "mmap" not in str(error):
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 class VGG19Features(nn.Module):
     """Frozen VGG19 returning the five relu*_1 activations.
 
@@ -37,15 +50,22 @@ class VGG19Features(nn.Module):
                 f"loss.vgg_weights={weights_path} does not exist; download torchvision's "
                 "vgg19-dcbb9e9d.pth on a machine with internet and copy it there"
             )
-        net = vgg19(weights=None)
+        # Only the conv features are kept, so only they are ever materialised: the network is
+        # built on the meta device (its 124M-parameter classifier costs nothing) and the weights
+        # file is memory-mapped where its format allows, so the classifier's 0.5 GB is never read.
+        with torch.device("meta"):
+            features = vgg19(weights=None).features
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            net.load_state_dict(state)
+            state = _load_state_dict(path)
+            features.load_state_dict(
+                {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")},
+                assign=True,
+            )
         except Exception as error:  # noqa: BLE001 - re-raised with the setting's name
             raise ValueError(
                 f"loss.vgg_weights={weights_path} is not a torchvision vgg19 state dict: {error}"
             ) from error
-        features = net.features
+        del state
         starts = (0,) + SLICE_ENDS[:-1]
         self.slices = nn.ModuleList(
             nn.Sequential(*features[start:end]) for start, end in zip(starts, SLICE_ENDS)
