@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import torch
@@ -18,14 +19,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The state dict at ``path``, memory-mapped when it is in torch's zip format.
 
-    Files in the legacy (pre-1.6) format cannot be mapped and are read whole.
+    Files in the legacy (pre-1.6) format are not zip archives, cannot be mapped and are read whole.
     """
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as error:
-        if "mmap" not in str(error):
-            raise
-        return torch.load(path, map_location="cpu", weights_only=True)
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
 
 
 class VGG19Features(nn.Module):
@@ -65,7 +61,6 @@ class VGG19Features(nn.Module):
             raise ValueError(
                 f"loss.vgg_weights={weights_path} is not a torchvision vgg19 state dict: {error}"
             ) from error
-        del state
         starts = (0,) + SLICE_ENDS[:-1]
         self.slices = nn.ModuleList(
             nn.Sequential(*features[start:end]) for start, end in zip(starts, SLICE_ENDS)
