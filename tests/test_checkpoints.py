@@ -119,6 +119,23 @@ def test_load_refuses_unreadable_foreign_and_diverged_files(tmp_path: Path) -> N
         load_checkpoint(tmp_path / "nan.ckpt")
 
 
+def test_any_random_bytes_give_the_one_unreadable_line(tmp_path: Path) -> None:
+    """Random bytes fail inside torch/pickle in many ways (UnicodeDecodeError is a ValueError,
+    UnpicklingError, EOFError...); CI once drew one that escaped as a bare codec message."""
+    import random
+
+    rng = random.Random(0)
+    for i in range(200):
+        path = tmp_path / f"random{i}.ckpt"
+        path.write_bytes(rng.randbytes(rng.choice([1, 7, 64, 4096])))
+        with pytest.raises(ValueError) as error:
+            load_checkpoint(path)
+        assert str(error.value).startswith(f"ckpt={path} is not a readable checkpoint"), i
+    (tmp_path / "utf8.ckpt").write_bytes(b"\x80\x02X\x02\x00\x00\x00\x98\x98.")
+    with pytest.raises(ValueError, match=r"utf8\.ckpt is not a readable checkpoint"):
+        load_checkpoint(tmp_path / "utf8.ckpt")
+
+
 def test_identity_keys_extend_the_architecture_keys() -> None:
     # A sweep's "same run?" is "same network" plus what changes the numbers of that network.
     assert IDENTITY_KEYS[: len(ARCHITECTURE_KEYS)] == ARCHITECTURE_KEYS

@@ -88,11 +88,13 @@ def load_torch_file(path: str | os.PathLike[str], setting: str) -> dict[str, Any
 
     path = Path(path)
     try:
-        if path.stat().st_size == 0:
-            raise ValueError(f"{setting}={path} is empty (0 bytes); pass a complete checkpoint")
+        size = path.stat().st_size
+    except OSError as error:
+        raise ValueError(f"{setting}={path} cannot be read: {error.strerror or error}") from None
+    if size == 0:
+        raise ValueError(f"{setting}={path} is empty (0 bytes); pass a complete checkpoint")
+    try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except ValueError:
-        raise
     except OSError as error:
         raise ValueError(f"{setting}={path} cannot be read: {error.strerror or error}") from None
     except Exception as error:  # noqa: BLE001 - every torch/pickle failure means "unreadable"

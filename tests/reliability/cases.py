@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import random
 from pathlib import Path
 
 import torch
@@ -37,7 +38,7 @@ def bad_checkpoints(good: Path, out: Path) -> dict[str, Path]:
     files = {
         "zero": b"",
         "truncated": data[: len(data) // 2],
-        "random": os.urandom(4096),
+        "random": random.Random(0).randbytes(4096),
     }
     paths = {}
     for name, content in files.items():
