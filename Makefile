@@ -44,8 +44,9 @@ format: $(STAMP) ## apply ruff format and the safe lint fixes
 params: $(STAMP) ## parameter counts of every table row next to the paper's
 	$(VENV)/bin/spadelab params
 
-demo: $(STAMP) ## train SPADE on the synthetic landscapes (~10 min on 2 cores), synthesize, evaluate
-	$(PY) -m spadelab.commands.demo
+DEMO_ARGS ?=
+demo: $(STAMP) ## train SPADE on the synthetic landscapes (~10 min on 2 cores), synthesize, evaluate; DEMO_ARGS=encoder=vae adds style-guided synthesis
+	$(PY) -m spadelab.commands.demo $(DEMO_ARGS)
 
 bench: $(STAMP) ## time and memory of one training iteration at the demo configuration -> bench.json
 	$(VENV)/bin/spadelab bench

@@ -1,7 +1,9 @@
 """``make demo``: train SPADE on the synthetic landscapes, synthesize, evaluate, show the paths.
 
 Everything runs in this process at the ``cpu`` scale (64x64). Overrides on the command line
-(``python -m spadelab.commands.demo trainer.max_epochs=2``) go to the training config.
+(``python -m spadelab.commands.demo trainer.max_epochs=2``, or ``make demo DEMO_ARGS=...``) go
+to the training config. With ``encoder=vae`` the grid gains a style-guided column and the demo
+writes ``styles.png``: label maps synthesized in the style of one real image of each style.
 """
 
 from __future__ import annotations
@@ -21,36 +23,80 @@ from spadelab.config import REPO_ROOT, compose_config, override_value
 from spadelab.runtime import command_error
 
 NUM_SAMPLES = 16
-TRIPLETS_PER_ROW = 4
+SAMPLES_PER_ROW = 4
+STYLE_COLUMNS = 4  # label maps per row of styles.png
 
 
-def triplet_grid(
+def _unit(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] (any float dtype, any device) as float32 in [0, 1] on the CPU."""
+    return (images.detach().float().cpu().clamp(-1, 1) + 1) / 2
+
+
+def sample_grid(
     label: torch.Tensor,
-    real: torch.Tensor,
-    fake: torch.Tensor,
+    *images: torch.Tensor,
     palette: Any = None,
-    per_row: int = TRIPLETS_PER_ROW,
+    per_row: int = SAMPLES_PER_ROW,
 ) -> torch.Tensor:
-    """(3, H', W') in [0, 1]: samples as (label | real | generated) triplets, ``per_row`` a row.
+    """(3, H', W') in [0, 1]: each sample as (label | image | image ...), ``per_row`` a row.
 
-    Images of a triplet touch (1 px apart) and triplets are 6 px apart, so 16 samples make a
-    compact 4x4 block whose triplets are still told apart at a glance.
+    ``images`` are (N, 3, H, W) in [-1, 1]: the real images, then what was generated. Images
+    of a sample touch (1 px apart) and samples are 6 px apart, so 16 samples make a compact 4x4
+    block whose samples are still told apart at a glance.
     """
     n = label.shape[0]
-    if not real.shape[0] == fake.shape[0] == n:
+    if not images or any(image.shape[0] != n for image in images):
         raise ValueError(
-            f"label, real and fake must hold the same samples, got {n}, "
-            f"{real.shape[0]}, {fake.shape[0]}"
+            "the label maps and every image column must hold the same samples, got "
+            f"{n} label maps and columns of {[image.shape[0] for image in images]}"
         )
-    triplets = [
-        make_grid(torch.stack(images), nrow=3, padding=1, pad_value=1.0)
-        for images in zip(
-            label_to_rgb(label.cpu(), palette),
-            (real.detach().float().cpu().clamp(-1, 1) + 1) / 2,
-            (fake.detach().float().cpu().clamp(-1, 1) + 1) / 2,
-        )
+    samples = [
+        make_grid(torch.stack(columns), nrow=1 + len(images), padding=1, pad_value=1.0)
+        for columns in zip(label_to_rgb(label.cpu(), palette), *(_unit(x) for x in images))
     ]
-    return make_grid(torch.stack(triplets), nrow=per_row, padding=6, pad_value=1.0)
+    return make_grid(torch.stack(samples), nrow=per_row, padding=6, pad_value=1.0)
+
+
+def style_exemplars(dataset: Any, skip: int = 0, count: int = STYLE_COLUMNS) -> list[dict]:
+    """Validation samples to guide by: the first of each known style, else ``count`` of them.
+
+    A dataset with ``styles`` (the synthetic landscapes) gives one sample per style, in style
+    order; any other gives its first ``count`` samples. The first ``skip`` samples (the grid's
+    own scenes) are passed over, so a guide is never the scene it styles.
+    """
+    names = list(getattr(dataset, "styles", None) or [])
+    picked: dict[int, dict] = {}
+    for index in range(skip, len(dataset)):
+        sample = dataset[index]
+        key = int(sample["style"]) if names and "style" in sample else len(picked)
+        picked.setdefault(key, sample)
+        if len(picked) == (len(names) or count):
+            break
+    return [picked[key] for key in sorted(picked)]
+
+
+def style_grid(
+    label: torch.Tensor,
+    guides: torch.Tensor,
+    guided: torch.Tensor,
+    palette: Any = None,
+) -> torch.Tensor:
+    """(3, H', W') in [0, 1]: a header row of label maps, then a row per guiding image.
+
+    ``label`` (M, 1, H, W); ``guides`` (S, 3, H, W); ``guided`` (S, M, 3, H, W), all images in
+    [-1, 1]. Row s starts with guide s and shows the M label maps synthesized in its style; the
+    header's first cell is white.
+    """
+    m, s = label.shape[0], guides.shape[0]
+    if guided.shape[:2] != (s, m):
+        raise ValueError(
+            f"guided must be (guides, label maps, 3, H, W) = ({s}, {m}, ...), got "
+            f"{tuple(guided.shape)}"
+        )
+    blank = torch.ones(1, 3, *label.shape[-2:])
+    header = torch.cat([blank, label_to_rgb(label.cpu(), palette)])
+    rows = [torch.cat([_unit(guides[i : i + 1]), _unit(guided[i])]) for i in range(s)]
+    return make_grid(torch.cat([header, *rows]), nrow=m + 1, padding=2, pad_value=1.0)
 
 
 def write_inputs(datamodule, out_dir: Path) -> dict:
@@ -66,11 +112,11 @@ def write_inputs(datamodule, out_dir: Path) -> dict:
     return batch
 
 
-def run(overrides: list[str]) -> dict:
+def run(overrides: list[str], runs_root: Path = REPO_ROOT / "runs" / "demo") -> dict:
     from spadelab.commands.train import train
 
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    run_dir = REPO_ROOT / "runs" / "demo" / stamp
+    run_dir = Path(runs_root) / stamp
     started = time.time()
     cfg = compose_config(
         "train", [f"run_dir={override_value(str(run_dir), 'run_dir')}", *overrides]
@@ -82,12 +128,15 @@ def run(overrides: list[str]) -> dict:
     )
     train(cfg)
     trained = time.time()
-    metrics, synthesized, grid_path = showcase(cfg, run_dir)
+    metrics, synthesized, grid_path, styles_path = showcase(cfg, run_dir)
     done = time.time()
+    columns = "label | real | generated" + (" | guided by the real image" if styles_path else "")
+    styles_line = f"  styles (guide, then label maps): {styles_path}\n" if styles_path else ""
     print(
         f"\n[demo] done in {done - started:.0f} s (train {trained - started:.0f} s, synthesize "
         f"{synthesized - trained:.0f} s, evaluate {done - synthesized:.0f} s)\n"
-        f"  grid (label | real | generated): {grid_path}\n"
+        f"  grid ({columns}): {grid_path}\n"
+        f"{styles_line}"
         f"  checkpoints:                     {run_dir / 'checkpoints'}\n"
         f"  training samples:                {run_dir / 'samples'}\n"
         f"  metrics:                         {run_dir / 'metrics.json'}\n"
@@ -96,8 +145,12 @@ def run(overrides: list[str]) -> dict:
     return metrics
 
 
-def showcase(cfg, run_dir: Path) -> tuple[dict, float, Path]:
-    """After training: synthesize the first validation label maps, draw the grid, evaluate."""
+def showcase(cfg, run_dir: Path) -> tuple[dict, float, Path, Path | None]:
+    """After training: synthesize the first validation label maps, draw the grid, evaluate.
+
+    Returns the metrics, the time synthesis ended, the grid's path and, for a run with an
+    image encoder, the path of ``styles.png`` (else None).
+    """
     from hydra.utils import instantiate
 
     from spadelab.commands.evaluate import evaluate
@@ -126,7 +179,9 @@ def showcase(cfg, run_dir: Path) -> tuple[dict, float, Path]:
     fake = torch.stack(
         [torch.from_numpy(np.array(f)).permute(2, 0, 1).float() / 127.5 - 1 for f in fakes]
     )
-    grid = triplet_grid(batch["label"], batch["image"], fake, datamodule.palette)
+    guided, styles_path = style_guided(run_dir, datamodule, batch)
+    columns = [batch["image"], fake, *([guided] if guided is not None else [])]
+    grid = sample_grid(batch["label"], *columns, palette=datamodule.palette)
     grid_path = run_dir / "demo" / "grid.png"
     save_image(grid, grid_path)
     synthesized = time.time()
@@ -135,7 +190,45 @@ def showcase(cfg, run_dir: Path) -> tuple[dict, float, Path]:
     metrics = evaluate(
         compose_config("evaluate", [f"ckpt={override_value(str(run_dir), 'run_dir')}"])
     )
-    return metrics, synthesized, grid_path
+    return metrics, synthesized, grid_path, styles_path
+
+
+@torch.no_grad()
+def style_guided(
+    run_dir: Path, datamodule, batch: dict
+) -> tuple[torch.Tensor | None, Path | None]:
+    """For a run with an image encoder: each grid sample guided by its own real image, and
+    ``demo/styles.png`` (the first label maps in the style of one exemplar per style).
+
+    Uses the generator ``spadelab synthesize`` uses (EMA when the run has one, its norm
+    statistics re-estimated on the grid's label maps). Returns (None, None) without an encoder.
+    """
+    from spadelab.checkpoints import load_checkpoint
+    from spadelab.data.datamodule import collate
+
+    module = load_checkpoint(run_dir, map_location="cpu")
+    if module.encoder is None:
+        return None, None
+    module.eval()
+    torch.manual_seed(0)  # the encoder samples z = mu + eps * sigma
+    if module.generator_ema is not None:
+        module.recalibrate_ema_norms([batch])
+    guided = module.synthesize(batch, style_image=batch["image"])
+    guides = collate(style_exemplars(datamodule.val_set, skip=len(batch["label"])))
+    labels = {key: value[:STYLE_COLUMNS] for key, value in batch.items() if key != "path"}
+    styled = torch.stack(
+        [
+            module.synthesize(
+                labels, style_image=guide.unsqueeze(0).expand(len(labels["label"]), -1, -1, -1)
+            )
+            for guide in guides["image"]
+        ]
+    )
+    styles_path = run_dir / "demo" / "styles.png"
+    save_image(
+        style_grid(labels["label"], guides["image"], styled, datamodule.palette), styles_path
+    )
+    return guided, styles_path
 
 
 def main() -> int:
