@@ -194,6 +194,8 @@ def test_paired_differences_with_marks_and_own_references(tmp_path: Path) -> Non
     assert "rows naming their own: better" in text
     # Half-widths 1.24, 7.59, 0.0 -> median 1.24 over 3 rows.
     assert "smallest resolvable Δ mIoU: 1.2 = the median over 3 row(s) of the half-width" in text
+    # Paired sds 0.5, 3.06, 0.0 -> median 0.5; ±3 needs n = 3 (t_2 · 0.5/√3 = 1.24; n = 2: 4.49).
+    assert "For ±3.0 (the target) at the rows' median paired sd 0.5: 3 paired seeds." in text
 
     records = {
         r["row"]: r

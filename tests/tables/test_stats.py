@@ -77,3 +77,21 @@ def test_resolvable_difference_is_the_median_half_width() -> None:
     ]
     assert stats.resolvable_difference(differences) == (3.0, 3)
     assert stats.resolvable_difference([None, stats.Estimate(0.0, 1)]) is None
+
+
+def test_seeds_for_half_width_is_the_fewest_that_reach_the_target() -> None:
+    # sd 4: n = 9 gives t_8 · 4/3 = 3.07 > 3, n = 10 gives t_9 · 4/√10 = 2.86.
+    assert stats.seeds_for_half_width(4.0, 3.0) == 10
+    n = stats.seeds_for_half_width(4.0, 3.0)
+    assert stats.t_quantile(n) * 4.0 / math.sqrt(n) <= 3.0
+    assert stats.t_quantile(n - 1) * 4.0 / math.sqrt(n - 1) > 3.0
+    assert stats.seeds_for_half_width(0.0, 3.0) == 2
+    assert stats.seeds_for_half_width(1e6, 3.0) is None
+    with pytest.raises(ValueError, match="> 0"):
+        stats.seeds_for_half_width(1.0, 0.0)
+
+
+def test_typical_spread_is_the_median_sd_of_the_differences() -> None:
+    differences = [stats.Estimate(0.0, 3, 1.0, 2.0), stats.Estimate(0.0, 3, 5.0, 9.0), None]
+    assert stats.typical_spread([*differences, stats.Estimate(0.0, 3, 2.0, 3.0)]) == 2.0
+    assert stats.typical_spread([None, stats.Estimate(0.0, 1)]) is None

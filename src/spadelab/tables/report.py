@@ -41,7 +41,14 @@ from spadelab.tables.rundirs import (
     seeds_on_disk,
 )
 from spadelab.tables.spec import Experiment, Row, load_experiment
-from spadelab.tables.stats import Estimate, mean_ci, paired_difference, resolvable_difference
+from spadelab.tables.stats import (
+    Estimate,
+    mean_ci,
+    paired_difference,
+    resolvable_difference,
+    seeds_for_half_width,
+    typical_spread,
+)
 
 GENERATORS = {"generator": "raw", "generator_ema": "EMA"}
 GENERATOR_CHOICES = (*GENERATORS, "both")
@@ -64,6 +71,9 @@ SCALE_WARNINGS = {
 }
 TERMINAL_WIDTH = 120
 MARK = "*"
+# The half-width a table's row differences should reach (the measurement issue: ±3 mIoU); the
+# header says how many paired seeds that takes at the measured spread.
+RESOLUTION_TARGETS = {"miou": 3.0}
 
 
 @dataclass
@@ -529,8 +539,26 @@ def statistics_lines(
                 f"smallest resolvable Δ {HEADERS[key]}{which}: {format_number(key, width)} = "
                 f"the median over {count} row(s) of the half-width of their Δ's 95% interval; "
                 "a smaller effect is not resolved with these seeds."
+                + seeds_needed(key, [s.differences.get(name) for s in summaries])
             )
     return lines
+
+
+def seeds_needed(key: str, differences: list) -> str:
+    """`` For ±T ...``: the seeds the key's target half-width needs at the rows' typical spread.
+
+    Empty for a key without a target (``RESOLUTION_TARGETS``) or without a spread.
+    """
+    target = RESOLUTION_TARGETS.get(key)
+    spread = typical_spread(differences)
+    if target is None or spread is None:
+        return ""
+    n = seeds_for_half_width(spread, target)
+    need = f"{n} paired seeds" if n is not None else "over 1000 paired seeds"
+    return (
+        f" For ±{format_number(key, target)} (the target) at the rows' median paired sd "
+        f"{format_number(key, spread)}: {need}."
+    )
 
 
 # ---- context ------------------------------------------------------------------------------

@@ -86,3 +86,25 @@ def resolvable_difference(differences: Sequence[Estimate | None]) -> tuple[float
     if not widths:
         return None
     return float(statistics.median(widths)), len(widths)
+
+
+def seeds_for_half_width(
+    std: float, target: float, level: float = LEVEL, limit: int = 1000
+) -> int | None:
+    """The fewest seeds ``n >= 2`` with ``t_{level, n-1} · std / √n <= target``.
+
+    How many paired seeds a difference of spread ``std`` needs for its interval to be
+    ``± target`` wide; None when even ``limit`` seeds are not enough.
+    """
+    if target <= 0:
+        raise ValueError(f"target half-width must be > 0, got {target}")
+    for n in range(2, limit + 1):
+        if t_quantile(n, level) * std / math.sqrt(n) <= target:
+            return n
+    return None
+
+
+def typical_spread(differences: Sequence[Estimate | None]) -> float | None:
+    """The median sample standard deviation over the paired differences that have one."""
+    spreads = [d.std for d in differences if d is not None and d.std is not None]
+    return float(statistics.median(spreads)) if spreads else None
