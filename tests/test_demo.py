@@ -105,7 +105,8 @@ def test_the_demo_of_a_vae_run_shows_style_guided_synthesis(tmp_path: Path, caps
     (run_dir,) = tmp_path.iterdir()
     printed = capsys.readouterr().out
     assert "guided by the real image" in printed and "styles.png" in printed
-    assert "miou" in metrics["generator"] and "style_fidelity" in str(metrics)
+    assert 0.0 <= metrics["generator"]["miou"] <= 100.0
+    assert 0.0 <= metrics["generator"]["style_fidelity"] <= 100.0
     grid = Image.open(run_dir / "demo" / "grid.png")
     styles = Image.open(run_dir / "demo" / "styles.png")
     size = Image.open(run_dir / "demo" / "synthesized" / "00.png").width

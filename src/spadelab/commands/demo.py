@@ -64,14 +64,13 @@ def style_exemplars(dataset: Any, skip: int = 0, count: int = STYLE_COLUMNS) -> 
     order; any other gives its first ``count`` samples. The first ``skip`` samples (the grid's
     own scenes) are passed over, so a guide is never the scene it styles.
     """
-    names = list(getattr(dataset, "styles", None) or [])
-    picked: dict[int, dict] = {}
-    for index in range(skip, len(dataset)):
-        sample = dataset[index]
-        key = int(sample["style"]) if names and "style" in sample else len(picked)
-        picked.setdefault(key, sample)
-        if len(picked) == (len(names) or count):
-            break
+    from spadelab.metrics.style import first_of_each_style
+
+    samples = (dataset[index] for index in range(skip, len(dataset)))
+    names = getattr(dataset, "styles", None)
+    if not names:
+        return [sample for _, sample in zip(range(count), samples)]
+    picked = first_of_each_style(((sample["style"], sample) for sample in samples), len(names))
     return [picked[key] for key in sorted(picked)]
 
 

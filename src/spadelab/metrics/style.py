@@ -13,13 +13,15 @@ import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spadelab.atomic import atomic_path
+
+T = TypeVar("T")
 
 __all__ = [
     "MissingStyleError",
@@ -172,6 +174,19 @@ def load_or_train_style_classifier(
 Synthesize = Callable[[Mapping[str, Any], Tensor], Tensor]
 
 
+def first_of_each_style(items: Iterable[tuple[int, T]], num_styles: int) -> dict[int, T]:
+    """The first item of each style from ``(style, item)`` pairs; stops once all are seen.
+
+    The guiding images of style fidelity and of the demo's ``styles.png``.
+    """
+    picked: dict[int, T] = {}
+    for style, item in items:
+        picked.setdefault(int(style), item)
+        if len(picked) == num_styles:
+            break
+    return picked
+
+
 class MissingStyleError(ValueError):
     """The validation split has no image of some style to guide with."""
 
@@ -194,12 +209,14 @@ def style_fidelity(
     """
     device = torch.device(device)
     classifier.eval()
-    exemplars: dict[int, tuple[Tensor, str]] = {}
-    for batch in loader:
-        for image, style, path in zip(batch["image"], _styles(batch, device), batch["path"]):
-            exemplars.setdefault(int(style), (image, str(path)))
-        if len(exemplars) == num_styles:
-            break
+    exemplars = first_of_each_style(
+        (
+            (int(style), (image, str(path)))
+            for batch in loader
+            for image, style, path in zip(batch["image"], _styles(batch, device), batch["path"])
+        ),
+        num_styles,
+    )
     missing = sorted(set(range(num_styles)) - set(exemplars))
     if missing:
         raise MissingStyleError(

@@ -526,7 +526,8 @@ def statistics_lines(
             )
     for generator in generators:
         name = series_key(key, generator)
-        resolution = resolvable_difference([s.differences.get(name) for s in summaries])
+        differences = [s.differences.get(name) for s in summaries]
+        resolution = resolvable_difference(differences)
         which = f" ({GENERATORS[generator]})" if len(generators) > 1 else ""
         if resolution is None:
             lines.append(
@@ -539,12 +540,12 @@ def statistics_lines(
                 f"smallest resolvable Δ {HEADERS[key]}{which}: {format_number(key, width)} = "
                 f"the median over {count} row(s) of the half-width of their Δ's 95% interval; "
                 "a smaller effect is not resolved with these seeds."
-                + seeds_needed(key, [s.differences.get(name) for s in summaries])
+                + seeds_needed(key, differences)
             )
     return lines
 
 
-def seeds_needed(key: str, differences: list) -> str:
+def seeds_needed(key: str, differences: list[Estimate | None]) -> str:
     """`` For ±T ...``: the seeds the key's target half-width needs at the rows' typical spread.
 
     Empty for a key without a target (``RESOLUTION_TARGETS``) or without a spread.
